@@ -1,0 +1,162 @@
+//! The DAG of (step, host) nodes: what runs where, and what each node waits for.
+
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::playbook::{Playbook, Wait};
+
+/// One (step, host) pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Index into `Playbook::steps`.
+    pub step: usize,
+    /// Host name.
+    pub host: String,
+}
+
+/// The nodes of a run and their dependencies (edge a → b: b waits for a).
+pub struct Dag {
+    /// The graph; weights index into `nodes`.
+    pub graph: DiGraph<usize, ()>,
+    /// Nodes in playbook order (steps in file order, hosts in inventory order).
+    pub nodes: Vec<Node>,
+}
+
+/// Which part of the playbook a run covers.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Only these hosts (and groups); all when empty.
+    pub limit: Vec<String>,
+    /// Only these steps; all when empty.
+    pub only: Vec<String>,
+}
+
+impl Dag {
+    /// Expands the playbook's steps over their hosts. Needs on nodes left out by the selection
+    /// are dropped: the user asked to run a part, and answers for the rest.
+    pub fn build(playbook: &Playbook, selection: &Selection) -> Result<Self, String> {
+        let hosts_selected = selection_hosts(playbook, &selection.limit)?;
+        for id in &selection.only {
+            if playbook.step(id).is_none() {
+                return Err(format!("--only: there is no step `{id}`"));
+            }
+        }
+        let mut graph = DiGraph::new();
+        let mut nodes = Vec::new();
+        let mut index: std::collections::HashMap<(usize, &str), NodeIndex> = Default::default();
+        for (s, step) in playbook.steps.iter().enumerate() {
+            if !selection.only.is_empty() && !selection.only.contains(&step.id) {
+                continue;
+            }
+            for host in step.hosts.iter().filter(|h| hosts_selected.contains(h)) {
+                let ix = graph.add_node(nodes.len());
+                nodes.push(Node {
+                    step: s,
+                    host: host.clone(),
+                });
+                index.insert((s, host.as_str()), ix);
+            }
+        }
+        for (ix, node) in nodes.iter().enumerate() {
+            let step = &playbook.steps[node.step];
+            let target = NodeIndex::new(ix);
+            for need in &step.needs {
+                let n = playbook
+                    .steps
+                    .iter()
+                    .position(|s| &s.id == need)
+                    .expect("needs are validated");
+                let sources: Vec<NodeIndex> = match step.wait {
+                    Wait::Host => index
+                        .get(&(n, node.host.as_str()))
+                        .copied()
+                        .into_iter()
+                        .collect(),
+                    Wait::All => playbook.steps[n]
+                        .hosts
+                        .iter()
+                        .filter_map(|h| index.get(&(n, h.as_str())).copied())
+                        .collect(),
+                };
+                for source in sources {
+                    graph.add_edge(source, target, ());
+                }
+            }
+        }
+        Ok(Dag { graph, nodes })
+    }
+
+    /// `step@host`, the node's name in output and state.
+    pub fn name(&self, playbook: &Playbook, node: usize) -> String {
+        let node = &self.nodes[node];
+        format!("{}@{}", playbook.steps[node.step].id, node.host)
+    }
+}
+
+fn selection_hosts(playbook: &Playbook, limit: &[String]) -> Result<Vec<String>, String> {
+    if limit.is_empty() {
+        return Ok(playbook.hosts.iter().map(|h| h.name.clone()).collect());
+    }
+    let mut selected = Vec::new();
+    for name in limit {
+        if let Some(members) = playbook.groups.get(name) {
+            selected.extend(members.iter().cloned());
+        } else if playbook.host(name).is_some() {
+            selected.push(name.clone());
+        } else {
+            return Err(format!("--limit: there is no host or group `{name}`"));
+        }
+    }
+    Ok(selected)
+}
+
+/// Renders the DAG as text, Graphviz dot or Mermaid.
+pub fn render(playbook: &Playbook, dag: &Dag, format: &str) -> String {
+    let name = |ix: NodeIndex| dag.name(playbook, dag.graph[ix]);
+    let mut out = String::new();
+    match format {
+        "dot" => {
+            out.push_str("digraph graphrun {\n  rankdir=LR;\n");
+            for ix in dag.graph.node_indices() {
+                out.push_str(&format!("  \"{}\";\n", name(ix)));
+            }
+            for edge in dag.graph.raw_edges() {
+                out.push_str(&format!(
+                    "  \"{}\" -> \"{}\";\n",
+                    name(edge.source()),
+                    name(edge.target())
+                ));
+            }
+            out.push_str("}\n");
+        }
+        "mermaid" => {
+            out.push_str("flowchart LR\n");
+            for ix in dag.graph.node_indices() {
+                out.push_str(&format!("  n{}[\"{}\"]\n", ix.index(), name(ix)));
+            }
+            for edge in dag.graph.raw_edges() {
+                out.push_str(&format!(
+                    "  n{} --> n{}\n",
+                    edge.source().index(),
+                    edge.target().index()
+                ));
+            }
+        }
+        _ => {
+            for ix in dag.graph.node_indices() {
+                let needs: Vec<String> = dag
+                    .graph
+                    .neighbors_directed(ix, petgraph::Direction::Incoming)
+                    .map(name)
+                    .collect();
+                if needs.is_empty() {
+                    out.push_str(&format!("{}\n", name(ix)));
+                } else {
+                    let mut needs = needs;
+                    needs.sort();
+                    out.push_str(&format!("{}  ← {}\n", name(ix), needs.join(", ")));
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,12 @@
+//! The engine: DAG expansion, scheduling, node execution, state, events.
+
+pub mod dag;
+pub mod events;
+mod node;
+pub mod redact;
+pub mod run;
+pub mod state;
+
+pub use dag::{Dag, Selection};
+pub use events::{Collector, Event, Mode, NodeStatus, OpStatus, Recap, Reporter};
+pub use run::{execute, RunOptions, RunSummary};

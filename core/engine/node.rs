@@ -1,0 +1,466 @@
+//! Running one (step, host) node: render, plan (with probes), run the ops, interpret results.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use graphrun_plugin_api::{
+    HostInfo, Op, Params, PlanRequest, PlanResponse, Probe, ProbeResult, Run,
+};
+use sha2::{Digest, Sha256};
+
+use super::events::{Event, Mode, NodeStatus, OpStatus};
+use super::run::RunContext;
+use super::state::{private_dir, write_private};
+use crate::playbook::{template, Step};
+use crate::transport::{Frame, RunError, Session};
+
+/// How planning may go back and forth before the plugin must answer with a plan.
+const MAX_PROBE_ROUNDS: usize = 4;
+/// Failed ops show this much of their stderr.
+const STDERR_TAIL: usize = 2000;
+
+/// A node's result.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// How it ended.
+    pub status: NodeStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Its plan's outputs.
+    pub outputs: BTreeMap<String, serde_json::Value>,
+    /// Hash of its resolved inputs ("" when it did not get that far).
+    pub input_hash: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+impl Outcome {
+    fn early(status: NodeStatus, error: Option<String>) -> Self {
+        Outcome {
+            status,
+            error,
+            outputs: BTreeMap::new(),
+            input_hash: String::new(),
+            attempts: 0,
+        }
+    }
+}
+
+/// Identifies the node in events.
+struct Names<'a> {
+    node: &'a str,
+    step: &'a Step,
+    host: &'a str,
+}
+
+/// Runs one node to its end (all attempts).
+pub async fn run_node(
+    cx: Arc<RunContext>,
+    step_index: usize,
+    host: String,
+    node: String,
+) -> Outcome {
+    let step = &cx.playbook.steps[step_index];
+    let names = Names {
+        node: &node,
+        step,
+        host: &host,
+    };
+    let entry = cx
+        .registry
+        .get(&step.plugin)
+        .expect("plugins are validated");
+    let wants_facts = entry.info.needs_facts || mentions_facts(step);
+    let facts = if wants_facts {
+        match cx.facts(&host).await {
+            Ok(facts) => facts,
+            Err(err) => {
+                return Outcome::early(NodeStatus::Unreachable, Some(cx.redactor.redact(&err)))
+            }
+        }
+    } else {
+        BTreeMap::new()
+    };
+    let context = cx.template_context(step, &host, &facts);
+    if let Some(when) = &step.when {
+        match template::evaluate_when(&cx.env, when, &context) {
+            Ok(true) => {}
+            Ok(false) => return Outcome::early(NodeStatus::Skipped, None),
+            Err(err) => return Outcome::early(NodeStatus::Failed, Some(format!("`when`: {err}"))),
+        }
+    }
+    let params = match render_params(&cx, step, &context) {
+        Ok(params) => params,
+        Err(err) => return Outcome::early(NodeStatus::Failed, Some(cx.redactor.redact(&err))),
+    };
+    let input_hash = input_hash(&cx, step, &host, &params, &entry.info.version);
+    if cx.mode == Mode::Apply {
+        if let Some(record) = cx.resumable(&node, &input_hash) {
+            return Outcome {
+                status: NodeStatus::Done,
+                error: None,
+                outputs: record.outputs,
+                input_hash,
+                attempts: 0,
+            };
+        }
+    }
+    let request = PlanRequest {
+        step: step.id.clone(),
+        host: cx.host_info(&host),
+        params,
+        facts,
+        probes: BTreeMap::new(),
+        fetch_dir: cx.fetch_dir(&host).display().to_string(),
+        playbook_dir: cx.playbook.dir().display().to_string(),
+    };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        cx.reporter.event(&Event::NodeStarted {
+            node: node.clone(),
+            step: step.id.clone(),
+            host: host.clone(),
+            attempt,
+        });
+        let run = attempt_once(&cx, &names, request.clone());
+        let result = match step.timeout {
+            Some(limit) => match tokio::time::timeout(limit, run).await {
+                Ok(result) => result,
+                Err(_) => {
+                    let reason = format!("timed out after {}", humantime::format_duration(limit));
+                    if let Ok(session) = cx.connections.session(&host).await {
+                        // The op may still run on the host: drop the shell so nothing else queues behind it.
+                        session.kill(&reason);
+                    }
+                    Err((NodeStatus::Failed, reason))
+                }
+            },
+            None => run.await,
+        };
+        match result {
+            Ok((status, outputs)) => {
+                return Outcome {
+                    status,
+                    error: None,
+                    outputs,
+                    input_hash,
+                    attempts: attempt,
+                }
+            }
+            Err((status, error)) if attempt > step.retries || status == NodeStatus::Interrupted => {
+                return Outcome {
+                    status,
+                    error: Some(cx.redactor.redact(&error)),
+                    outputs: BTreeMap::new(),
+                    input_hash,
+                    attempts: attempt,
+                };
+            }
+            Err(_) => tokio::time::sleep(step.retry_delay).await,
+        }
+    }
+}
+
+type AttemptResult =
+    Result<(NodeStatus, BTreeMap<String, serde_json::Value>), (NodeStatus, String)>;
+
+async fn attempt_once(
+    cx: &RunContext,
+    names: &Names<'_>,
+    mut request: PlanRequest,
+) -> AttemptResult {
+    let entry = cx
+        .registry
+        .get(&names.step.plugin)
+        .expect("plugins are validated");
+    let session = cx
+        .connections
+        .session(names.host)
+        .await
+        .map_err(|err| (NodeStatus::Unreachable, err))?;
+    let mut rounds = 0;
+    let plan = loop {
+        let plugin = entry.plugin.clone();
+        let asked = request.clone();
+        // Plugins are pure but may be slow or panic-prone (dynamic ones): keep them off the scheduler's threads.
+        let answer = tokio::task::spawn_blocking(move || plugin.plan(&asked))
+            .await
+            .map_err(|err| {
+                (
+                    NodeStatus::Failed,
+                    format!("plugin `{}` crashed: {err}", names.step.plugin),
+                )
+            })?
+            .map_err(|err| {
+                (
+                    NodeStatus::Failed,
+                    format!("plugin `{}`: {err}", names.step.plugin),
+                )
+            })?;
+        match answer {
+            PlanResponse::Plan(plan) => break plan,
+            PlanResponse::Probe { probes } if rounds < MAX_PROBE_ROUNDS => {
+                rounds += 1;
+                request.probes.extend(run_probes(&session, &probes).await?);
+            }
+            PlanResponse::Probe { .. } => {
+                return Err((
+                    NodeStatus::Failed,
+                    format!("plugin `{}` kept asking for probes", names.step.plugin),
+                ));
+            }
+        }
+    };
+    let check_mode = cx.mode == Mode::Plan;
+    let ops: Vec<Op> = plan
+        .ops
+        .iter()
+        .filter(|op| !(check_mode && matches!(op, Op::Fetch { .. })))
+        .cloned()
+        .collect();
+    let uploads = read_uploads(cx, &ops).map_err(|err| (NodeStatus::Failed, err))?;
+    let frames = session
+        .run(&ops, &uploads, check_mode)
+        .await
+        .map_err(|err| match err {
+            RunError::Invalid(message) => (NodeStatus::Failed, message),
+            RunError::Unreachable(message) => (
+                NodeStatus::Unreachable,
+                format!("connection lost: {message}"),
+            ),
+        })?;
+    let mut node_status = NodeStatus::Ok;
+    for (index, (op, frame)) in ops.iter().zip(&frames).enumerate() {
+        let status = op_status(op, frame);
+        cx.log_op(names.node, names.host, op, frame, status);
+        let failed_stderr =
+            (status == OpStatus::Failed).then(|| cx.redactor.redact(&tail(&frame.stderr)));
+        cx.reporter.event(&Event::OpFinished {
+            node: names.node.to_string(),
+            step: names.step.id.clone(),
+            host: names.host.to_string(),
+            index,
+            op: cx.redactor.redact(&op.summary()),
+            status,
+            exit_code: frame.exit_code,
+            stderr: failed_stderr.clone(),
+        });
+        match status {
+            OpStatus::Failed => {
+                let code = frame.exit_code.unwrap_or(-1);
+                let stderr = failed_stderr.unwrap_or_default();
+                return Err((
+                    NodeStatus::Failed,
+                    format!(
+                        "`{}` exited with {code}: {}",
+                        cx.redactor.redact(&op.summary()),
+                        stderr.trim()
+                    ),
+                ));
+            }
+            OpStatus::Changed => node_status = NodeStatus::Changed,
+            OpStatus::WouldChange => node_status = NodeStatus::WouldChange,
+            OpStatus::Ok | OpStatus::NotRun => {}
+        }
+        if let (Op::Fetch { to, .. }, false) = (op, check_mode) {
+            let target = resolve(&cx.fetch_dir(names.host), to);
+            save_fetched(&target, &frame.stdout).map_err(|err| {
+                (
+                    NodeStatus::Failed,
+                    format!("cannot save {}: {err}", target.display()),
+                )
+            })?;
+        }
+    }
+    Ok((node_status, plan.outputs))
+}
+
+fn op_status(op: &Op, frame: &Frame) -> OpStatus {
+    match (frame.exit_code, frame.status.as_str()) {
+        (None, _) => OpStatus::NotRun,
+        (Some(0), "u") => OpStatus::Ok,
+        (Some(0), "w") => OpStatus::WouldChange,
+        (Some(0), _) if op.may_change() => OpStatus::Changed,
+        (Some(0), _) => OpStatus::Ok,
+        _ => OpStatus::Failed,
+    }
+}
+
+/// Runs read-only probes in one round trip; a probe's exit code is data, not a failure.
+async fn run_probes(
+    session: &Session,
+    probes: &[Probe],
+) -> Result<BTreeMap<String, ProbeResult>, (NodeStatus, String)> {
+    let ops: Vec<Op> = probes
+        .iter()
+        .map(|probe| {
+            Op::check(Run::Shell(format!(
+                "( {} ); printf '\\n%s' \"$?\"",
+                probe.run.to_shell()
+            )))
+        })
+        .collect();
+    let frames = session
+        .run(&ops, &HashMap::new(), false)
+        .await
+        .map_err(|err| match err {
+            RunError::Invalid(message) => (NodeStatus::Failed, message),
+            RunError::Unreachable(message) => (
+                NodeStatus::Unreachable,
+                format!("connection lost: {message}"),
+            ),
+        })?;
+    Ok(probes
+        .iter()
+        .zip(frames)
+        .map(|(probe, frame)| {
+            let stdout = String::from_utf8_lossy(&frame.stdout).into_owned();
+            let (output, code) = stdout.rsplit_once('\n').unwrap_or(("", stdout.as_str()));
+            let result = ProbeResult {
+                exit_code: code.trim().parse().unwrap_or(-1),
+                stdout: output.to_string(),
+                stderr: String::from_utf8_lossy(&frame.stderr).into_owned(),
+            };
+            (probe.name.clone(), result)
+        })
+        .collect())
+}
+
+/// Reads (and checks) the local sources of upload ops.
+fn read_uploads(cx: &RunContext, ops: &[Op]) -> Result<HashMap<usize, Vec<u8>>, String> {
+    let mut uploads = HashMap::new();
+    for (index, op) in ops.iter().enumerate() {
+        if let Op::Upload { source, sha256, .. } = op {
+            let path = resolve(&cx.playbook.dir(), source);
+            let bytes = std::fs::read(&path)
+                .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+            if let Some(expected) = sha256 {
+                let actual = hex(&Sha256::digest(&bytes));
+                if !actual.eq_ignore_ascii_case(expected) {
+                    return Err(format!(
+                        "{} has sha256 {actual}, expected {expected}: refusing to upload it",
+                        path.display()
+                    ));
+                }
+            }
+            uploads.insert(index, bytes);
+        }
+    }
+    Ok(uploads)
+}
+
+fn save_fetched(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = target.parent() {
+        private_dir(dir)?;
+    }
+    write_private(target, bytes)
+}
+
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+fn render_params(
+    cx: &RunContext,
+    step: &Step,
+    context: &minijinja::Value,
+) -> Result<Params, String> {
+    let entry = cx
+        .registry
+        .get(&step.plugin)
+        .expect("plugins are validated");
+    let mut rendered = serde_json::Map::new();
+    for (name, value) in &step.params.0 {
+        let value = template::render_value(&cx.env, value, context)
+            .map_err(|err| format!("parameter `{name}`: {err}"))?;
+        if let Some(spec) = entry.info.params.iter().find(|p| &p.name == name) {
+            if !spec.kind.accepts(&value) {
+                return Err(format!(
+                    "parameter `{name}` rendered to {value}, which is not {}",
+                    spec.kind.describe()
+                ));
+            }
+        }
+        rendered.insert(name.clone(), value);
+    }
+    let params = Params(rendered);
+    if let Some(error) = entry.plugin.validate(&params).into_iter().next() {
+        return Err(format!("plugin `{}`: {error}", step.plugin));
+    }
+    Ok(params)
+}
+
+fn mentions_facts(step: &Step) -> bool {
+    step.when.as_deref().is_some_and(|w| w.contains("facts"))
+        || serde_json::to_string(&step.params.0).is_ok_and(|s| s.contains("facts"))
+}
+
+fn input_hash(cx: &RunContext, step: &Step, host: &str, params: &Params, version: &str) -> String {
+    let host = cx.playbook.host(host).expect("hosts are validated");
+    let identity = serde_json::json!({
+        "plugin": step.plugin,
+        "version": version,
+        "params": params,
+        "address": host.address,
+        "user": host.connection.user,
+        "port": host.connection.port,
+        "become": host.connection.become_root,
+    });
+    hex(&Sha256::digest(identity.to_string().as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let start = text.len().saturating_sub(STDERR_TAIL);
+    let start = (start..text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len());
+    text[start..].to_string()
+}
+
+/// Parses the facts script's `key=value` lines.
+pub fn parse_facts(stdout: &[u8]) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Gathers the facts every plugin may rely on, in one round trip and without extra tools.
+pub const FACTS_SCRIPT: &str = r#"
+[ -r /etc/os-release ] && . /etc/os-release
+echo "os_id=${ID:-unknown}"
+echo "os_version=${VERSION_ID:-}"
+echo "os_codename=${VERSION_CODENAME:-}"
+echo "arch=$(uname -m)"
+echo "kernel=$(uname -r)"
+echo "hostname=$(uname -n)"
+echo "user=$(id -un)"
+if [ -d /run/systemd/system ]; then echo "init=systemd"; else echo "init=other"; fi
+case "$(readlink /etc/resolv.conf 2>/dev/null)" in
+  *systemd/resolve/*) echo "resolver=systemd-resolved" ;;
+  *) echo "resolver=resolv.conf" ;;
+esac
+"#;
+
+/// Host info as plugins see it.
+pub fn host_info(host: &crate::playbook::Host) -> HostInfo {
+    HostInfo {
+        name: host.name.clone(),
+        address: host.address.clone(),
+        groups: host.groups.clone(),
+        vars: host.vars.clone(),
+    }
+}

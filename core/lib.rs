@@ -1,0 +1,14 @@
+//! graphrun: turns bare Linux servers into a cluster (or any multi-host setup) from one TOML
+//! playbook. The playbook becomes a DAG of (step, host) nodes; each node's plugin plans ops
+//! (pure data); the engine runs them over one long-lived shell per host, locally or over SSH.
+//!
+//! Layout: [`playbook`] (load and validate), [`engine`] (DAG, scheduler, state, events),
+//! [`transport`] (local, SSH, simulated hosts), [`plugins`] (built-in and loaded plugins),
+//! [`output`] (progress, recap, JSON), [`cli`].
+
+pub mod cli;
+pub mod engine;
+pub mod output;
+pub mod playbook;
+pub mod plugins;
+pub mod transport;

@@ -1,0 +1,5 @@
+//! The `graphrun` command.
+
+fn main() {
+    std::process::exit(graphrun::cli::main());
+}

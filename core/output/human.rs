@@ -1,0 +1,242 @@
+//! Output for people: a progress line per host on a terminal (plain lines otherwise), what
+//! `plan` would change, and a recap table with the failures at the end.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::engine::{Event, Mode, NodeStatus, OpStatus, Recap, Reporter};
+
+/// Hosts shown with a bar of their own; the rest share one summary bar.
+const MAX_BARS: usize = 20;
+
+/// Progress and recap on stdout.
+pub struct Human {
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    mode: Mode,
+    bars: Option<MultiProgress>,
+    host_bars: HashMap<String, ProgressBar>,
+    overflow: Option<ProgressBar>,
+    failures: Vec<(String, String)>,
+    changes: BTreeMap<String, Vec<String>>,
+}
+
+impl Human {
+    /// Bars when stdout is a terminal and NO_COLOR is unset; plain lines otherwise.
+    pub fn new() -> Self {
+        let fancy = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Human {
+            inner: Mutex::new(Inner {
+                mode: Mode::Apply,
+                bars: fancy.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout())),
+                host_bars: HashMap::new(),
+                overflow: None,
+                failures: Vec::new(),
+                changes: BTreeMap::new(),
+            }),
+        }
+    }
+}
+
+impl Default for Human {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Inner {
+    fn line(&self, text: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(text);
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+            }
+        }
+    }
+
+    fn bar_for(&self, host: &str) -> Option<&ProgressBar> {
+        self.host_bars.get(host).or(self.overflow.as_ref())
+    }
+}
+
+impl Reporter for Human {
+    fn event(&self, event: &Event) {
+        let mut inner = self.inner.lock().expect("output lock");
+        match event {
+            Event::RunStarted {
+                mode,
+                hosts,
+                playbook,
+                ..
+            } => {
+                inner.mode = *mode;
+                let verb = if *mode == Mode::Plan {
+                    "planning"
+                } else {
+                    "applying"
+                };
+                let total: usize = hosts.values().sum();
+                inner.line(&format!(
+                    "{verb} {playbook}: {total} nodes on {} hosts",
+                    hosts.len()
+                ));
+                if let Some(bars) = inner.bars.clone() {
+                    let style = ProgressStyle::with_template(
+                        "{prefix:<16} [{pos}/{len}] {elapsed:>4} {msg}",
+                    )
+                    .expect("valid template");
+                    for (index, (host, count)) in hosts.iter().enumerate() {
+                        if index < MAX_BARS {
+                            let bar = bars.add(
+                                ProgressBar::new(*count as u64)
+                                    .with_style(style.clone())
+                                    .with_prefix(host.clone()),
+                            );
+                            bar.enable_steady_tick(Duration::from_millis(250));
+                            inner.host_bars.insert(host.clone(), bar);
+                        }
+                    }
+                    if hosts.len() > MAX_BARS {
+                        let rest: usize = hosts.values().skip(MAX_BARS).sum();
+                        let prefix = format!("+{} hosts", hosts.len() - MAX_BARS);
+                        inner.overflow = Some(
+                            bars.add(
+                                ProgressBar::new(rest as u64)
+                                    .with_style(style)
+                                    .with_prefix(prefix),
+                            ),
+                        );
+                    }
+                }
+            }
+            Event::NodeStarted {
+                step,
+                host,
+                attempt,
+                ..
+            } => {
+                if let Some(bar) = inner.bar_for(host) {
+                    let retry = if *attempt > 1 {
+                        format!(" (attempt {attempt})")
+                    } else {
+                        String::new()
+                    };
+                    bar.set_message(format!("{step}{retry}"));
+                }
+            }
+            Event::OpFinished {
+                node,
+                op,
+                status: OpStatus::WouldChange,
+                ..
+            } => {
+                inner
+                    .changes
+                    .entry(node.clone())
+                    .or_default()
+                    .push(op.clone());
+            }
+            Event::OpFinished { .. } => {}
+            Event::NodeFinished {
+                node,
+                host,
+                status,
+                duration_ms,
+                error,
+                ..
+            } => {
+                if let Some(bar) = inner.bar_for(host) {
+                    bar.inc(1);
+                }
+                if let Some(error) = error {
+                    if *status != NodeStatus::Blocked && *status != NodeStatus::Cancelled {
+                        inner.failures.push((node.clone(), error.clone()));
+                    }
+                }
+                let show = inner.bars.is_none()
+                    || matches!(status, NodeStatus::Failed | NodeStatus::Unreachable);
+                if show {
+                    let seconds = *duration_ms as f64 / 1000.0;
+                    let mut text = format!("{:<12} {node} ({seconds:.2}s)", status.word());
+                    if let (Some(error), true) = (error, inner.bars.is_some()) {
+                        text.push_str(&format!(": {}", first_line(error)));
+                    }
+                    inner.line(&text);
+                }
+                if inner.mode == Mode::Plan {
+                    if let Some(ops) = inner.changes.remove(node) {
+                        for op in ops {
+                            inner.line(&format!("    ~ {op}"));
+                        }
+                    }
+                }
+            }
+            Event::RunFinished {
+                recap,
+                exit_code,
+                duration_ms,
+            } => {
+                for bar in inner.host_bars.values().chain(inner.overflow.iter()) {
+                    bar.finish_and_clear();
+                }
+                let report = recap_table(inner.mode, recap);
+                inner.line(&report);
+                for (node, error) in &inner.failures {
+                    inner.line(&format!(
+                        "FAILED {node}:\n  {}",
+                        error.replace('\n', "\n  ")
+                    ));
+                }
+                let verdict = match exit_code {
+                    0 => "done",
+                    130 => "interrupted: state saved; run apply again to resume",
+                    _ => "failed: fix the cause and run apply again to resume",
+                };
+                inner.line(&format!(
+                    "{verdict} in {:.2}s",
+                    *duration_ms as f64 / 1000.0
+                ));
+            }
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// The recap: one row per host.
+pub fn recap_table(mode: Mode, recap: &BTreeMap<String, Recap>) -> String {
+    let width = recap.keys().map(String::len).max().unwrap_or(4).max(4);
+    let mut out = String::from("\nRECAP\n");
+    let middle = if mode == Mode::Plan {
+        "would_change"
+    } else {
+        "changed"
+    };
+    out.push_str(&format!(
+        "{:<width$}  {:>5}  {:>12}  {:>7}  {:>6}  {:>11}  {:>7}\n",
+        "host", "ok", middle, "skipped", "failed", "unreachable", "blocked"
+    ));
+    for (host, r) in recap {
+        let changed = if mode == Mode::Plan {
+            r.would_change
+        } else {
+            r.changed
+        };
+        out.push_str(&format!(
+            "{host:<width$}  {:>5}  {:>12}  {:>7}  {:>6}  {:>11}  {:>7}\n",
+            r.ok, changed, r.skipped, r.failed, r.unreachable, r.blocked
+        ));
+    }
+    out
+}

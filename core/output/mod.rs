@@ -1,0 +1,21 @@
+//! Showing a run: progress and recap for people, JSON lines for programs.
+
+mod human;
+
+use std::io::Write;
+
+pub use human::Human;
+
+use crate::engine::{Event, Reporter};
+
+/// One JSON object per line on stdout (`--output json`); see the README for the fields.
+pub struct JsonLines;
+
+impl Reporter for JsonLines {
+    fn event(&self, event: &Event) {
+        let line = serde_json::to_string(event).expect("events serialize");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}

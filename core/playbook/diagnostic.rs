@@ -1,0 +1,179 @@
+//! Errors a user can act on: file, line, column, the source line with a marker, and a hint.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A file the diagnostics point into.
+#[derive(Debug)]
+pub struct Source {
+    /// Path as the user gave it.
+    pub path: PathBuf,
+    /// Whole text.
+    pub text: String,
+}
+
+impl Source {
+    /// Wraps a file's text.
+    pub fn new(path: &Path, text: String) -> Arc<Self> {
+        Arc::new(Source {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (line, self.text[line_start..offset].chars().count() + 1)
+    }
+}
+
+/// One problem in the input.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    /// What is wrong.
+    pub message: String,
+    /// Where: the file and byte range, when known.
+    pub location: Option<(Arc<Source>, Range<usize>)>,
+    /// Text under the marker.
+    pub label: String,
+    /// What to do about it.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A problem at `span` of `source`.
+    pub fn at(source: &Arc<Source>, span: Range<usize>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            location: Some((source.clone(), span)),
+            label: String::new(),
+            help: None,
+        }
+    }
+
+    /// A problem not tied to a place in a file (a file that cannot be read…).
+    pub fn general(message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            location: None,
+            label: String::new(),
+            help: None,
+        }
+    }
+
+    /// Sets the text under the marker.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    /// Sets the hint.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds "did you mean `X`?" when one of `candidates` is close to `found`.
+    pub fn suggest<'a>(self, found: &str, candidates: impl IntoIterator<Item = &'a str>) -> Self {
+        match closest(found, candidates) {
+            Some(best) => self.label(format!("did you mean `{best}`?")),
+            None => self,
+        }
+    }
+
+    /// `file:line:col`, or nothing.
+    pub fn position(&self) -> Option<String> {
+        self.location.as_ref().map(|(source, span)| {
+            let (line, col) = source.line_col(span.start);
+            format!("{}:{line}:{col}", source.path.display())
+        })
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error: {}", self.message)?;
+        if let Some((source, span)) = &self.location {
+            let (line, col) = source.line_col(span.start);
+            let text = source.text.lines().nth(line - 1).unwrap_or("");
+            let gutter = line.to_string().len();
+            let width = source.text[span.clone()]
+                .lines()
+                .next()
+                .map_or(1, |first| first.chars().count().max(1));
+            writeln!(
+                f,
+                "{:gutter$}--> {}:{line}:{col}",
+                "",
+                source.path.display()
+            )?;
+            writeln!(f, "{:gutter$} |", "")?;
+            writeln!(f, "{line} | {text}")?;
+            let marker = format!(
+                "{}{} {}",
+                " ".repeat(col - 1),
+                "^".repeat(width),
+                self.label
+            );
+            writeln!(f, "{:gutter$} | {}", "", marker.trim_end())?;
+        }
+        if let Some(help) = &self.help {
+            writeln!(f, "  = help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The candidate closest to `found` by edit distance, if it is close enough to be a typo.
+pub fn closest<'a>(found: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(found, candidate), candidate))
+        .filter(|(distance, candidate)| *distance <= (candidate.len().max(found.len()) / 3).max(1))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_position_line_marker_and_hint() {
+        let source = Source::new(Path::new("p.toml"), "[steps.a]\nneds = []\n".into());
+        let diagnostic = Diagnostic::at(&source, 10..14, "unknown key `neds`")
+            .suggest("neds", ["needs", "on"])
+            .help("remove it");
+        assert_eq!(
+            diagnostic.to_string(),
+            "error: unknown key `neds`\n --> p.toml:2:1\n  |\n2 | neds = []\n  | ^^^^ did you mean `needs`?\n  = help: remove it\n"
+        );
+    }
+
+    #[test]
+    fn suggests_only_close_names() {
+        assert_eq!(closest("comand", ["command", "file"]), Some("command"));
+        assert_eq!(closest("docker", ["command", "file"]), None);
+    }
+}

@@ -1,0 +1,98 @@
+//! The conversation between the engine and a plugin: requests in, ops (or probes) out.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Op, Params, Run};
+
+/// The host a node runs on, as the plugin sees it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Inventory name.
+    pub name: String,
+    /// Address used to reach it.
+    pub address: String,
+    /// Groups it belongs to.
+    pub groups: Vec<String>,
+    /// Its `vars` table.
+    pub vars: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Everything a plugin may look at when it plans one (step, host) node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PlanRequest {
+    /// Step id from the playbook.
+    pub step: String,
+    /// The target host.
+    pub host: HostInfo,
+    /// Parameters, templates rendered and defaults applied.
+    pub params: Params,
+    /// Gathered facts of the host (only when the plugin's info sets `needs_facts`).
+    pub facts: BTreeMap<String, String>,
+    /// Results of the probes the plugin asked for, by probe name (empty on the first call).
+    pub probes: BTreeMap<String, ProbeResult>,
+    /// Local folder for this host's fetched files (relative [`Op::Fetch`] targets land here).
+    pub fetch_dir: String,
+    /// Folder of the playbook (relative [`Op::Upload`] sources are resolved from here).
+    pub playbook_dir: String,
+}
+
+/// A read-only command whose result the plugin needs before it can plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// Key of the result in [`PlanRequest::probes`].
+    pub name: String,
+    /// What to run; it must not change the host.
+    pub run: Run,
+}
+
+/// What a probe printed and how it exited.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// Exit code (non-zero is data, not an error).
+    pub exit_code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// A plugin's answer to a [`PlanRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "kebab-case")]
+pub enum PlanResponse {
+    /// Run these probes and ask again with their results in [`PlanRequest::probes`].
+    Probe {
+        /// Probes to run (all in one round trip).
+        probes: Vec<Probe>,
+    },
+    /// The plan itself.
+    Plan(Plan),
+}
+
+/// The ops of one node, in order, and the values later steps can read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Ops run in order; the first failure stops the node.
+    pub ops: Vec<Op>,
+    /// Outputs readable by later steps as `steps.ID.outputs.NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, serde_json::Value>,
+}
+
+impl Plan {
+    /// A plan of these ops and no outputs.
+    pub fn ops(ops: Vec<Op>) -> Self {
+        Plan {
+            ops,
+            outputs: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<Plan> for PlanResponse {
+    fn from(plan: Plan) -> Self {
+        PlanResponse::Plan(plan)
+    }
+}

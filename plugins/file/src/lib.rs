@@ -1,0 +1,162 @@
+//! The built-in `file` step: a file's content, a line in it, a regex rewrite, or a directory.
+
+use graphrun_plugin_api::{
+    attrs_from, attrs_params, Op, ParamKind, ParamSpec, Params, Plan, PlanRequest, PlanResponse,
+    Plugin, PluginError, PluginInfo,
+};
+
+/// Manages one path: `content`, `line` (with `absent`), `replace`, `directory`, or `absent` alone.
+#[derive(Debug, Default)]
+pub struct FilePlugin;
+
+const MODES: [&str; 4] = ["content", "line", "replace", "directory"];
+
+impl Plugin for FilePlugin {
+    fn info(&self) -> PluginInfo {
+        let mut params = vec![
+            ParamSpec::required("path", ParamKind::String, "Path on the host"),
+            ParamSpec::optional("content", ParamKind::String, "Whole content of the file"),
+            ParamSpec::optional("line", ParamKind::String, "A line the file must contain (created if missing)"),
+            ParamSpec::optional("absent", ParamKind::Bool, "With `line`: remove the line; alone: remove the path")
+                .with_default(false.into()),
+            ParamSpec::optional("replace", ParamKind::Table, "{ regex = \"POSIX ERE\", with = \"replacement, \\\\1 for groups\" }: rewrite matching lines"),
+            ParamSpec::optional("directory", ParamKind::Bool, "Make the path a directory (parents included)")
+                .with_default(false.into()),
+        ];
+        params.extend(attrs_params());
+        PluginInfo {
+            name: "file".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Manages a file's content, a line in it, a regex rewrite, or a directory"
+                .into(),
+            params,
+            outputs: vec![],
+            needs_facts: false,
+        }
+    }
+
+    fn validate(&self, params: &Params) -> Vec<PluginError> {
+        file_op(params).err().into_iter().collect()
+    }
+
+    fn plan(&self, request: &PlanRequest) -> Result<PlanResponse, PluginError> {
+        Ok(Plan::ops(vec![file_op(&request.params)?]).into())
+    }
+}
+
+fn file_op(params: &Params) -> Result<Op, PluginError> {
+    let path = params.required_str("path")?;
+    let attrs = attrs_from(params)?;
+    let absent = params.flag("absent")?;
+    let has_attrs = attrs != Default::default();
+    let op = match params.one_of(&MODES, !absent)? {
+        None => Op::Absent { path: path.into() },
+        Some("content") => {
+            Op::file(path, params.required_str("content")?).with_attrs(attrs.clone())
+        }
+        Some("directory") => Op::directory(path).with_attrs(attrs.clone()),
+        Some("line") if absent => Op::line_absent(path, params.required_str("line")?),
+        Some("line") => Op::line(path, params.required_str("line")?),
+        Some(_replace) => {
+            let table = params.table("replace")?.unwrap_or_default();
+            let regex = table
+                .str("regex")?
+                .ok_or_else(|| PluginError::param("replace", "needs `regex`"))?;
+            let with = table
+                .str("with")?
+                .ok_or_else(|| PluginError::param("replace", "needs `with`"))?;
+            if let Some(extra) = table.0.keys().find(|k| *k != "regex" && *k != "with") {
+                return Err(PluginError::param(
+                    "replace",
+                    format!("unknown key `{extra}`: only `regex` and `with`"),
+                ));
+            }
+            Op::replace(path, regex, with)
+        }
+    };
+    if absent && !matches!(op, Op::Absent { .. } | Op::Line { .. }) {
+        return Err(PluginError::param(
+            "absent",
+            "goes with `line`, or alone to remove the path",
+        ));
+    }
+    if has_attrs && !matches!(op, Op::File { .. } | Op::Directory { .. }) {
+        return Err(PluginError::param(
+            "mode",
+            "mode, owner and group go with `content` or `directory`",
+        ));
+    }
+    Ok(op)
+}
+
+#[cfg(feature = "export")]
+graphrun_plugin_api::export_plugin!(FilePlugin);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn op(params: serde_json::Value) -> Result<Op, PluginError> {
+        file_op(&serde_json::from_value(params).unwrap())
+    }
+
+    #[test]
+    fn each_mode_plans_its_op() {
+        assert_eq!(
+            op(json!({"path": "/a", "line": "x"})).unwrap(),
+            Op::line("/a", "x")
+        );
+        assert_eq!(
+            op(json!({"path": "/a", "line": "x", "absent": true})).unwrap(),
+            Op::line_absent("/a", "x")
+        );
+        assert_eq!(
+            op(json!({"path": "/a", "content": "x", "mode": "0600"})).unwrap(),
+            Op::file("/a", "x").with_mode("0600")
+        );
+        assert_eq!(
+            op(json!({"path": "/a", "directory": true})).unwrap(),
+            Op::directory("/a")
+        );
+        assert_eq!(
+            op(json!({"path": "/a", "absent": true})).unwrap(),
+            Op::Absent { path: "/a".into() }
+        );
+        assert_eq!(
+            op(json!({"path": "/a", "replace": {"regex": "^x", "with": "# x"}})).unwrap(),
+            Op::replace("/a", "^x", "# x")
+        );
+    }
+
+    #[test]
+    fn conflicting_or_missing_modes_are_errors() {
+        let both = op(json!({"path": "/a", "line": "x", "content": "y"})).unwrap_err();
+        assert_eq!(both.param.as_deref(), Some("line"));
+        assert!(op(json!({"path": "/a"}))
+            .unwrap_err()
+            .message
+            .contains("set one of"));
+        assert_eq!(
+            op(json!({"path": "/a", "line": "x", "mode": "644x"}))
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("mode")
+        );
+        assert_eq!(
+            op(json!({"path": "/a", "line": "x", "mode": "0644"}))
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("mode")
+        );
+        assert_eq!(
+            op(json!({"path": "/a", "replace": {"regex": "x"}}))
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("replace")
+        );
+    }
+}
