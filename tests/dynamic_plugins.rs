@@ -1,0 +1,1 @@
+//! Tests: dynamic_plugins.

@@ -1,0 +1,46 @@
+//! Shared fixtures for the integration tests.
+
+// ---- Helpers for validation, dag, scheduler and cli ----
+
+use std::path::{Path, PathBuf};
+
+/// Writes `text` to `dir/name` (creating folders) and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create folder");
+    }
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+/// A playbook written as `playbook.toml` in a temporary folder of its own (its state and logs
+/// go to that folder's `.graphrun/playbook/`).
+pub struct TempPlaybook {
+    /// Removed on drop.
+    pub dir: tempfile::TempDir,
+    /// `dir/playbook.toml`.
+    pub path: PathBuf,
+}
+
+impl TempPlaybook {
+    /// Writes `text` as the playbook.
+    pub fn new(text: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = write_file(dir.path(), "playbook.toml", text);
+        TempPlaybook { dir, path }
+    }
+
+    /// Loads it with the built-in plugins.
+    pub fn load(
+        &self,
+    ) -> Result<graphrun::playbook::Playbook, Vec<graphrun::playbook::Diagnostic>> {
+        let mut registry = graphrun::plugins::Registry::builtin();
+        graphrun::playbook::load(&self.path, None, &mut registry)
+    }
+
+    /// `.graphrun/playbook/state.json`.
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.path().join(".graphrun/playbook/state.json")
+    }
+}
