@@ -46,7 +46,9 @@ fn load(text: &str) -> (TempPlaybook, Playbook) {
 }
 
 fn nodes(playbook: &Playbook, dag: &Dag) -> Vec<String> {
-    (0..dag.nodes.len()).map(|n| dag.name(playbook, n)).collect()
+    (0..dag.nodes.len())
+        .map(|n| dag.name(playbook, n))
+        .collect()
 }
 
 /// Edges as sorted (need, dependent) names.

@@ -21,12 +21,17 @@ struct Lab {
 
 fn lab() -> Option<Lab> {
     let Ok(inventory) = std::env::var("GRAPHRUN_LAB_INVENTORY") else {
-        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI must start the lab (tests/lab/lab.sh up 3)");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must start the lab (tests/lab/lab.sh up 3)"
+        );
         eprintln!("skipped: no lab (run tests/lab/lab.sh up 3 and export GRAPHRUN_LAB_INVENTORY)");
         return None;
     };
     let guard = LAB.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let lab_dir = PathBuf::from(std::env::var("GRAPHRUN_LAB_DIR").unwrap_or_else(|_| "/var/tmp/graphrun-lab".into()));
+    let lab_dir = PathBuf::from(
+        std::env::var("GRAPHRUN_LAB_DIR").unwrap_or_else(|_| "/var/tmp/graphrun-lab".into()),
+    );
     for host in ["h1", "h2", "h3"] {
         lab_script(&["start", host]);
         lab_script(&["heal", host]);
@@ -34,19 +39,38 @@ fn lab() -> Option<Lab> {
     let dir = tempfile::tempdir().unwrap();
     let known_hosts = dir.path().join("known_hosts");
     let text = std::fs::read_to_string(&inventory).unwrap().replace(
-        &format!("known_hosts_file = \"{}\"", lab_dir.join("known_hosts").display()),
+        &format!(
+            "known_hosts_file = \"{}\"",
+            lab_dir.join("known_hosts").display()
+        ),
         &format!("known_hosts_file = \"{}\"", known_hosts.display()),
     );
-    assert!(text.contains(&known_hosts.display().to_string()), "the lab inventory names its known_hosts file");
+    assert!(
+        text.contains(&known_hosts.display().to_string()),
+        "the lab inventory names its known_hosts file"
+    );
     let inventory = dir.path().join("inventory.toml");
     std::fs::write(&inventory, text).unwrap();
-    Some(Lab { _guard: guard, dir, inventory, lab_dir })
+    Some(Lab {
+        _guard: guard,
+        dir,
+        inventory,
+        lab_dir,
+    })
 }
 
 fn lab_script(args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh");
-    let output = Command::new("bash").arg(script).args(args).output().unwrap();
-    assert!(output.status.success(), "lab.sh {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "lab.sh {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 impl Lab {
@@ -71,7 +95,16 @@ impl Lab {
         let address = format!("10.77.0.1{}", &host[1..]);
         let output = Command::new("ssh")
             .args(["-i", &self.lab_dir.join("id_ed25519").display().to_string()])
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+            ])
             .arg(format!("root@{address}"))
             .arg(command)
             .output()
@@ -86,12 +119,23 @@ fn statuses(output: &Output) -> std::collections::BTreeMap<String, String> {
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|event| event["event"] == "node_finished")
-        .map(|event| (event["node"].as_str().unwrap().to_string(), event["status"].as_str().unwrap().to_string()))
+        .map(|event| {
+            (
+                event["node"].as_str().unwrap().to_string(),
+                event["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
 fn run_id() -> String {
-    format!("{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
 }
 
 #[test]
@@ -124,12 +168,30 @@ creates = "/tmp/gr-{id}/done"
         ),
     );
     let first = lab.graphrun(&["apply", "--output", "json"], &playbook);
-    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
-    assert!(statuses(&first).values().all(|s| s == "changed"), "{:?}", statuses(&first));
-    let finished = |host: &str| lab.ssh(host, &format!("cat /tmp/gr-{id}/done")).trim().parse::<f64>().unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        statuses(&first).values().all(|s| s == "changed"),
+        "{:?}",
+        statuses(&first)
+    );
+    let finished = |host: &str| {
+        lab.ssh(host, &format!("cat /tmp/gr-{id}/done"))
+            .trim()
+            .parse::<f64>()
+            .unwrap()
+    };
     assert!(finished("h2") + 1.0 < finished("h1"), "h2 waited for h1");
     assert!(finished("h3") + 1.0 < finished("h1"), "h3 waited for h1");
-    assert_eq!(lab.ssh("h2", &format!("stat -c '%a %s' /tmp/gr-{id}/conf")).trim(), "640 8");
+    assert_eq!(
+        lab.ssh("h2", &format!("stat -c '%a %s' /tmp/gr-{id}/conf"))
+            .trim(),
+        "640 8"
+    );
     let second = lab.graphrun(&["apply", "--output", "json"], &playbook);
     assert_eq!(second.status.code(), Some(0));
     let second = statuses(&second);
@@ -181,7 +243,12 @@ creates = "/tmp/gr-{id}-after"
 
     lab_script(&["start", "h2"]);
     let resumed = lab.graphrun(&["apply", "--output", "json"], &playbook);
-    assert_eq!(resumed.status.code(), Some(0), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(
+        resumed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
     let nodes = statuses(&resumed);
     for host in ["h1", "h3"] {
         assert_eq!(nodes[&format!("slow@{host}")], "done", "{nodes:?}");
@@ -216,37 +283,66 @@ timeout = "4s"
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(stdout.contains("timed out after 4s"), "{stdout}");
     // Generous: the point is that it ends (ssh alone would wait for TCP to give up).
-    assert!(started.elapsed() < Duration::from_secs(25), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
 fn a_changed_host_key_is_refused_with_a_clear_message() {
     let Some(lab) = lab() else { return };
-    let playbook = lab.playbook("key.toml", "[steps.probe]\nplugin = \"command\"\non = \"h1\"\nrun = \"true\"\n");
-    assert_eq!(lab.graphrun(&["apply"], &playbook).status.code(), Some(0), "first contact records the key");
+    let playbook = lab.playbook(
+        "key.toml",
+        "[steps.probe]\nplugin = \"command\"\non = \"h1\"\nrun = \"true\"\n",
+    );
+    assert_eq!(
+        lab.graphrun(&["apply"], &playbook).status.code(),
+        Some(0),
+        "first contact records the key"
+    );
     lab_script(&["rekey", "h1"]);
     let refused = lab.graphrun(&["apply", "--fresh"], &playbook);
     assert_eq!(refused.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&refused.stdout);
-    assert!(stdout.contains("host key of 10.77.0.11 has CHANGED; refusing to connect"), "{stdout}");
+    assert!(
+        stdout.contains("host key of 10.77.0.11 has CHANGED; refusing to connect"),
+        "{stdout}"
+    );
     assert!(stdout.contains("ssh-keygen -R 10.77.0.11"), "{stdout}");
 }
 
 #[test]
 fn sudo_without_a_password_fails_at_once_and_with_one_it_works() {
     let Some(lab) = lab() else { return };
-    let text = std::fs::read_to_string(&lab.inventory).unwrap().replace("user = \"root\"", "user = \"deploy\"\nbecome = true");
+    let text = std::fs::read_to_string(&lab.inventory)
+        .unwrap()
+        .replace("user = \"root\"", "user = \"deploy\"\nbecome = true");
     std::fs::write(&lab.inventory, &text).unwrap();
     let playbook = lab.playbook("sudo.toml", "[steps.whoami]\nplugin = \"command\"\non = \"h1\"\nrun = \"test $(id -u) = 0\"\nchanged = false\n");
     let started = Instant::now();
     let refused = lab.graphrun(&["apply"], &playbook);
     assert_eq!(refused.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&refused.stdout);
-    assert!(stdout.contains("sudo on h1 needs a password: set become_password"), "{stdout}");
+    assert!(
+        stdout.contains("sudo on h1 needs a password: set become_password"),
+        "{stdout}"
+    );
     assert!(started.elapsed() < Duration::from_secs(20), "no hang");
 
-    let password = std::fs::read_to_string(lab.lab_dir.join("deploy-password")).unwrap().trim().to_string();
-    std::fs::write(&lab.inventory, text.replace("become = true", "become = true\nbecome_password = { env = \"GR_LAB_SUDO\" }")).unwrap();
+    let password = std::fs::read_to_string(lab.lab_dir.join("deploy-password"))
+        .unwrap()
+        .trim()
+        .to_string();
+    std::fs::write(
+        &lab.inventory,
+        text.replace(
+            "become = true",
+            "become = true\nbecome_password = { env = \"GR_LAB_SUDO\" }",
+        ),
+    )
+    .unwrap();
     let accepted = Command::new(env!("CARGO_BIN_EXE_graphrun"))
         .args(["apply", "--fresh", "--output", "json"])
         .arg(&playbook)
@@ -255,9 +351,17 @@ fn sudo_without_a_password_fails_at_once_and_with_one_it_works() {
         .env("GR_LAB_SUDO", &password)
         .output()
         .unwrap();
-    assert_eq!(accepted.status.code(), Some(0), "{}", String::from_utf8_lossy(&accepted.stdout));
+    assert_eq!(
+        accepted.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&accepted.stdout)
+    );
     for bytes in [&accepted.stdout, &accepted.stderr] {
-        assert!(!String::from_utf8_lossy(bytes).contains(&password), "the sudo password leaked");
+        assert!(
+            !String::from_utf8_lossy(bytes).contains(&password),
+            "the sudo password leaked"
+        );
     }
 }
 
@@ -291,18 +395,30 @@ run = ["sh", "-c", "printf '%s\n' \"$1\" >> /tmp/gr-{id}-lines", "sh", "x'; touc
         ),
     );
     let run = lab.graphrun(&["apply"], &playbook);
-    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stdout));
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
     assert_eq!(
         lab.ssh("h1", &format!("cat /tmp/gr-{id}-lines")),
         format!("'; touch /tmp/gr-{id}-pwned1 #\n$(touch /tmp/gr-{id}-pwned2) `touch /tmp/gr-{id}-pwned3`\nx'; touch /tmp/gr-{id}-pwned4; '$(id)\n")
     );
-    assert_eq!(lab.ssh("h1", &format!("ls /tmp | grep -c 'gr-{id}-pwned' || true")).trim(), "0");
+    assert_eq!(
+        lab.ssh("h1", &format!("ls /tmp | grep -c 'gr-{id}-pwned' || true"))
+            .trim(),
+        "0"
+    );
 }
 
 #[test]
 fn many_first_connections_record_well_formed_host_keys() {
     let Some(lab) = lab() else { return };
-    let playbook = lab.playbook("keys.toml", "[steps.probe]\nplugin = \"command\"\nrun = \"true\"\nchanged = false\n");
+    let playbook = lab.playbook(
+        "keys.toml",
+        "[steps.probe]\nplugin = \"command\"\nrun = \"true\"\nchanged = false\n",
+    );
     assert_eq!(lab.graphrun(&["apply"], &playbook).status.code(), Some(0));
     let known_hosts = lab.dir.path().join("known_hosts");
     let known = std::fs::read_to_string(&known_hosts).unwrap();
@@ -310,7 +426,125 @@ fn many_first_connections_record_well_formed_host_keys() {
     assert!(known.lines().all(|l| l.split(' ').count() == 3), "{known}");
     for address in ["10.77.0.11", "10.77.0.12", "10.77.0.13"] {
         // Names may be hashed (Debian's default HashKnownHosts): ask ssh-keygen.
-        let found = Command::new("ssh-keygen").args(["-F", address, "-f"]).arg(&known_hosts).output().unwrap();
+        let found = Command::new("ssh-keygen")
+            .args(["-F", address, "-f"])
+            .arg(&known_hosts)
+            .output()
+            .unwrap();
         assert!(found.status.success(), "{address} is not in {known}");
     }
+}
+
+#[test]
+fn a_jump_host_carries_the_connection() {
+    let Some(lab) = lab() else { return };
+    let text = std::fs::read_to_string(&lab.inventory).unwrap().replace(
+        "[hosts.h2]\n",
+        "[hosts.h2]\njump = \"root@10.77.0.11:22\"\n",
+    );
+    std::fs::write(&lab.inventory, text).unwrap();
+    let id = run_id();
+    let playbook = lab.playbook(
+        "jump.toml",
+        &format!("[steps.client]\nplugin = \"command\"\non = \"h2\"\nrun = \"echo $SSH_CLIENT > /tmp/gr-{id}-client\"\n"),
+    );
+    let run = lab.graphrun(&["apply"], &playbook);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let client = lab.ssh("h2", &format!("cat /tmp/gr-{id}-client"));
+    assert!(
+        client.starts_with("10.77.0.11 "),
+        "h2 was reached from {client:?}, not through h1"
+    );
+}
+
+#[test]
+fn files_travel_both_ways_checked_and_private() {
+    let Some(lab) = lab() else { return };
+    let id = run_id();
+    let blob: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(lab.dir.path().join("blob.bin"), &blob).unwrap();
+    let sha = {
+        use std::io::Write;
+        let mut child = Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(&blob).unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()[..64].to_string()
+    };
+    let copy = lab.dir.path().join("copy-of-hostname");
+    let playbook = lab.playbook(
+        "files.toml",
+        &format!(
+            r#"
+[hosts.control]
+connection = "local"
+
+[steps.binary]
+plugin = "file"
+on = "h1"
+path = "/tmp/gr-{id}/bin/tool"
+source = "blob.bin"
+sha256 = "{sha}"
+mode = "0755"
+
+[steps.get]
+plugin = "fetch"
+on = "h1"
+path = "/etc/hostname"
+
+[steps.use]
+plugin = "command"
+on = "control"
+needs = ["get"]
+wait = "all"
+run = ["cp", "{{{{ steps.get.outputs.local_path }}}}", "{copy}"]
+"#,
+            copy = copy.display()
+        ),
+    );
+    let run = lab.graphrun(&["apply"], &playbook);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    assert_eq!(
+        lab.ssh(
+            "h1",
+            &format!("stat -c %a /tmp/gr-{id}/bin/tool; sha256sum < /tmp/gr-{id}/bin/tool")
+        ),
+        format!("755\n{sha}  -\n")
+    );
+    let fetched = lab.dir.path().join(".graphrun/files/fetched/h1/hostname");
+    assert_eq!(std::fs::read_to_string(&fetched).unwrap(), "h1\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&fetched).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "h1\n");
+
+    let tampered = playbook.with_file_name("tampered.toml");
+    std::fs::write(
+        &tampered,
+        std::fs::read_to_string(&playbook)
+            .unwrap()
+            .replace(&sha, &"0".repeat(64)),
+    )
+    .unwrap();
+    let refused = lab.graphrun(&["apply", "--only", "binary"], &tampered);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stdout).contains(&format!(
+        "expected {}: refusing to upload it",
+        "0".repeat(64)
+    )));
 }

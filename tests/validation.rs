@@ -56,18 +56,23 @@ fn error(position: &str, message: &str, label: &str, help: Option<&str>) -> Seen
     }
 }
 
+/// The help of an unknown plugin, listing the built-in plugins.
+fn plugin_help() -> String {
+    format!(
+        "set plugin = \"…\" to one of: {} (or load one under [plugins.NAME])",
+        Registry::builtin().names().collect::<Vec<_>>().join(", ")
+    )
+}
+
 const CONNECTION_KEYS: &str = "connection, user, port, identity_file, known_hosts_file, host_key_checking, become, become_password, connect_timeout, jump";
 
 #[test]
 fn toml_syntax_error() {
     let text = format!("{HOST}[steps.one]\nplugin = \"command\"\nrun = \"true\n");
     let found = single_error(&text);
-    assert_eq!(found.position.as_deref(), Some("playbook.toml:6:7"));
-    assert!(
-        found.message.starts_with("invalid TOML: "),
-        "{}",
-        found.message
-    );
+    // The unterminated string is reported where its closing quote is missing.
+    assert_eq!(found.position.as_deref(), Some("playbook.toml:6:12"));
+    assert_eq!(found.message, "invalid TOML: invalid basic string, expected `\"`");
     assert_eq!(found.label, "here");
     assert_eq!(
         found.help.as_deref(),
@@ -157,7 +162,7 @@ fn unknown_plugin_with_a_suggestion() {
             "5:10",
             "unknown plugin `comand`",
             "did you mean `command`?",
-            Some("set plugin = \"…\" to one of: command, file (or load one under [plugins.NAME])")
+            Some(&plugin_help())
         )
     );
 }
@@ -171,11 +176,13 @@ fn a_step_without_plugin_is_named_after_its_plugin() {
             "4:8",
             "step `fille` names no plugin, and there is no plugin called `fille`",
             "did you mean `file`?",
-            Some("set plugin = \"…\" to one of: command, file (or load one under [plugins.NAME])")
+            Some(&plugin_help())
         )
     );
     // And a step named after a plugin needs no `plugin` key.
-    let valid = TempPlaybook::new(&format!("{HOST}[steps.file]\npath = \"/x\"\nline = \"y\"\n"));
+    let valid = TempPlaybook::new(&format!(
+        "{HOST}[steps.file]\npath = \"/x\"\nline = \"y\"\n"
+    ));
     let playbook = valid.load().expect("valid");
     assert_eq!(playbook.steps[0].plugin, "file");
 }
@@ -247,15 +254,17 @@ fn plugin_semantic_error_points_at_the_parameter() {
 }
 
 #[test]
-fn plugin_semantic_error_about_the_whole_step_points_at_the_step() {
-    let text = format!("{HOST}[steps.f]\nplugin = \"file\"\npath = \"/tmp/x\"\n");
+fn plugin_semantic_error_of_the_command_plugin() {
+    let text = format!(
+        "{HOST}[steps.c]\nplugin = \"command\"\nrun = \"true\"\nenv = {{ \"A-B\" = \"1\" }}\n"
+    );
     assert_eq!(
         single_error(&text),
         error(
-            "4:8",
-            "plugin `file`: set one of `content`, `line`, `replace`, `directory`",
+            "7:1",
+            "plugin `command`: `A-B` is not a valid variable name",
             "",
-            Some("`graphrun plugins file` documents every parameter")
+            Some("`graphrun plugins command` documents every parameter")
         )
     );
 }
@@ -324,12 +333,12 @@ fn a_longer_cycle_is_printed_in_full() {
 
 #[test]
 fn unknown_host_or_group_in_on() {
-    let text = "[hosts.web]\naddress = \"10.0.0.1\"\n\n[steps.s]\nplugin = \"command\"\nrun = \"true\"\non = [\"wbe\"]\n";
+    let text = "[hosts.web]\naddress = \"10.0.0.1\"\n\n[steps.s]\nplugin = \"command\"\nrun = \"true\"\non = [\"webb\"]\n";
     assert_eq!(
         single_error(text),
         error(
             "7:7",
-            "unknown host or group `wbe`",
+            "unknown host or group `webb`",
             "did you mean `web`?",
             Some("`on` takes host names, group names, or \"all\"")
         )
@@ -338,12 +347,12 @@ fn unknown_host_or_group_in_on() {
 
 #[test]
 fn unknown_host_in_a_group() {
-    let text = "[hosts.web]\naddress = \"10.0.0.1\"\n\n[groups.front]\nhosts = [\"wbe\"]\n";
+    let text = "[hosts.web]\naddress = \"10.0.0.1\"\n\n[groups.front]\nhosts = [\"webb\"]\n";
     assert_eq!(
         single_error(text),
         error(
             "5:10",
-            "unknown host `wbe` in group `front`",
+            "unknown host `webb` in group `front`",
             "did you mean `web`?",
             None
         )
@@ -466,12 +475,13 @@ fn template_in_when_reading_an_unknown_host_field() {
 
 #[test]
 fn bad_duration() {
-    let text = format!("{HOST}[steps.s]\nplugin = \"command\"\nrun = \"true\"\ntimeout = \"5 parsecs\"\n");
+    let text =
+        format!("{HOST}[steps.s]\nplugin = \"command\"\nrun = \"true\"\ntimeout = \"5 parsecs\"\n");
     assert_eq!(
         single_error(&text),
         error(
             "7:11",
-            "`timeout`: `5 parsecs` is not a duration (unknown time unit \"parsecs\", supported units: ns, us, ms, sec, min, hours, days, weeks, months, years (and few variations))",
+            "`timeout`: `5 parsecs` is not a duration (unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations))",
             "",
             Some("write durations such as \"30s\", \"5m\" or \"1h 30m\"")
         )
@@ -483,7 +493,12 @@ fn retries_out_of_range() {
     let text = format!("{HOST}[steps.s]\nplugin = \"command\"\nrun = \"true\"\nretries = 1000\n");
     assert_eq!(
         single_error(&text),
-        error("7:11", "`retries` must be an integer from 0 to 100", "", None)
+        error(
+            "7:11",
+            "`retries` must be an integer from 0 to 100",
+            "",
+            None
+        )
     );
 }
 
@@ -534,7 +549,10 @@ fn secrets_are_resolved_and_recorded_for_redaction() {
     assert_eq!(playbook.vars["plain"], "x");
     assert_eq!(
         playbook.secrets,
-        vec!["hunter2-from-env".to_string(), "hunter3-from-file".to_string()]
+        vec![
+            "hunter2-from-env".to_string(),
+            "hunter3-from-file".to_string()
+        ]
     );
 }
 
@@ -563,7 +581,11 @@ fn duplicate_host_between_playbook_and_inventory() {
 #[test]
 fn an_inventory_may_hold_only_inventory_tables() {
     let dir = tempfile::tempdir().unwrap();
-    let inventory = write_file(dir.path(), "inventory.toml", &format!("{HOST}[vars]\nx = 1\n"));
+    let inventory = write_file(
+        dir.path(),
+        "inventory.toml",
+        &format!("{HOST}[vars]\nx = 1\n"),
+    );
     let path = write_file(dir.path(), "playbook.toml", "");
     let diagnostics =
         graphrun::playbook::load(&path, Some(&inventory), &mut Registry::builtin()).unwrap_err();
@@ -596,10 +618,22 @@ fn every_error_of_a_file_is_reported() {
             ("playbook.toml:7:2", "unknown table `step`"),
             ("playbook.toml:2:1", "unknown key `usr`"),
             ("playbook.toml:10:10", "unknown plugin `comand`"),
-            ("playbook.toml:15:1", "unknown parameter `pth` for plugin `file`"),
-            ("playbook.toml:13:8", "step is missing the required parameter `path`"),
-            ("playbook.toml:22:11", "`retries` must be an integer from 0 to 100"),
-            ("playbook.toml:21:11", "parameter `changed` must be true or false"),
+            (
+                "playbook.toml:15:1",
+                "unknown parameter `pth` for plugin `file`"
+            ),
+            (
+                "playbook.toml:13:8",
+                "step is missing the required parameter `path`"
+            ),
+            (
+                "playbook.toml:22:11",
+                "`retries` must be an integer from 0 to 100"
+            ),
+            (
+                "playbook.toml:21:11",
+                "parameter `changed` must be true or false"
+            ),
         ],
         "{found:#?}"
     );
@@ -658,7 +692,11 @@ fn a_valid_playbook_with_an_inventory_file() {
     assert_eq!(db1.vars["role"], "primary");
     assert_eq!(db1.connection.kind, ConnectionKind::Ssh);
     assert_eq!(db1.connection.user.as_deref(), Some("deploy"));
-    assert_eq!(db1.connection.port, Some(2200), "the playbook's defaults win");
+    assert_eq!(
+        db1.connection.port,
+        Some(2200),
+        "the playbook's defaults win"
+    );
     assert_eq!(db1.connection.host_key_checking, HostKeyChecking::Strict);
     let web1 = playbook.host("web1").unwrap();
     assert_eq!(web1.groups, ["web"], "from [groups.web] in the inventory");

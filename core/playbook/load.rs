@@ -537,7 +537,7 @@ impl Loader {
                 _ if allowed.contains(&name) => {}
                 _ => {
                     let mut keys: Vec<&str> = allowed.to_vec();
-                    keys.extend(CONNECTION_KEYS);
+                    keys.extend(CONNECTION_KEYS.iter().filter(|k| !allowed.contains(*k)));
                     self.error(doc, key.span(), format!("unknown key `{name}`"))
                         .help(format!("allowed here: {}", keys.join(", ")))
                         .suggest(name, &keys);

@@ -46,6 +46,14 @@ pub enum LoadError {
     /// Built with `panic = "abort"`.
     #[error("{0} was built with panic = \"abort\": a panic in it would kill the whole run; build it with panic = \"unwind\" (the default)")]
     PanicAbort(PathBuf),
+    /// Failed to describe itself (it panicked, or could not read the request).
+    #[error("{path} could not describe itself: {reason}")]
+    Info {
+        /// The library.
+        path: PathBuf,
+        /// What it answered.
+        reason: String,
+    },
     /// Answered the info request with something unreadable.
     #[error("{path} answered with malformed data: {reason}")]
     Malformed {
@@ -114,7 +122,13 @@ pub fn load(path: &Path) -> Result<DynamicPlugin, LoadError> {
     plugin.info = match plugin.call(&Request::Info) {
         Ok(Response::Info { info }) => info,
         Ok(other) => return Err(plugin.malformed(format!("expected its info, got {other:?}"))),
-        Err(reason) => return Err(plugin.malformed(reason)),
+        Err(CallError::Malformed(reason)) => return Err(plugin.malformed(reason)),
+        Err(CallError::Failed(reason)) => {
+            return Err(LoadError::Info {
+                path: plugin.path.clone(),
+                reason,
+            })
+        }
     };
     Ok(plugin)
 }
@@ -149,6 +163,14 @@ fn placeholder_info() -> PluginInfo {
     }
 }
 
+/// Why a call across the C ABI gave no usable response.
+enum CallError {
+    /// The plugin answered, but not with a [`Response`].
+    Malformed(String),
+    /// The plugin panicked, could not read the request, or returned nothing.
+    Failed(String),
+}
+
 impl DynamicPlugin {
     fn malformed(&self, reason: String) -> LoadError {
         LoadError::Malformed {
@@ -158,13 +180,14 @@ impl DynamicPlugin {
     }
 
     /// Sends one request across the C ABI and reads the answer.
-    fn call(&self, request: &Request) -> Result<Response, String> {
-        let bytes = serde_json::to_vec(request).map_err(|err| err.to_string())?;
+    fn call(&self, request: &Request) -> Result<Response, CallError> {
+        let bytes =
+            serde_json::to_vec(request).map_err(|err| CallError::Failed(err.to_string()))?;
         let mut len = 0usize;
         // SAFETY: `call` reads `bytes.len()` bytes and writes the response length to `len`.
         let buffer = unsafe { (self.declaration.call)(bytes.as_ptr(), bytes.len(), &mut len) };
         if buffer.is_null() {
-            return Err("the plugin returned no response".into());
+            return Err(CallError::Failed("the plugin returned no response".into()));
         }
         // SAFETY: the plugin returned a buffer of `len` bytes; it is copied, then handed back to
         // the plugin's own `free` (memory is freed on the side that allocated it).
@@ -174,15 +197,25 @@ impl DynamicPlugin {
             copy
         };
         match serde_json::from_slice::<Response>(&answer) {
-            Ok(Response::Panic { message }) => Err(format!("the plugin panicked: {message}")),
-            Ok(Response::BadRequest { message }) => {
-                Err(format!("the plugin could not read the request: {message}"))
+            Ok(Response::Panic { message }) => {
+                Err(CallError::Failed(format!("the plugin panicked: {message}")))
             }
+            Ok(Response::BadRequest { message }) => Err(CallError::Failed(format!(
+                "the plugin could not read the request: {message}"
+            ))),
             Ok(response) => Ok(response),
-            Err(err) => Err(format!(
-                "malformed response from plugin {}: {err}",
+            Err(err) => Err(CallError::Malformed(err.to_string())),
+        }
+    }
+
+    /// A failed call as the engine reports it (the step names the plugin, this adds the library).
+    fn call_error(&self, error: CallError) -> String {
+        match error {
+            CallError::Malformed(reason) => format!(
+                "malformed response from plugin library {}: {reason}",
                 self.path.display()
-            )),
+            ),
+            CallError::Failed(reason) => reason,
         }
     }
 }
@@ -200,7 +233,7 @@ impl Plugin for DynamicPlugin {
             Ok(other) => vec![PluginError::new(format!(
                 "malformed answer to validate: {other:?}"
             ))],
-            Err(reason) => vec![PluginError::new(reason)],
+            Err(error) => vec![PluginError::new(self.call_error(error))],
         }
     }
 
@@ -212,7 +245,7 @@ impl Plugin for DynamicPlugin {
             Ok(other) => Err(PluginError::new(format!(
                 "malformed answer to plan: {other:?}"
             ))),
-            Err(reason) => Err(PluginError::new(reason)),
+            Err(error) => Err(PluginError::new(self.call_error(error))),
         }
     }
 }

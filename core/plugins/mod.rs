@@ -48,8 +48,9 @@ impl Registry {
         let mut registry = Registry {
             entries: Vec::new(),
         };
-        let builtins: [Arc<dyn Plugin>; 2] = [
+        let builtins: [Arc<dyn Plugin>; 3] = [
             Arc::new(graphrun_plugin_command::CommandPlugin),
+            Arc::new(graphrun_plugin_fetch::FetchPlugin),
             Arc::new(graphrun_plugin_file::FilePlugin),
         ];
         for plugin in builtins {
@@ -60,6 +61,14 @@ impl Registry {
             });
         }
         registry
+    }
+
+    /// No plugins at all: for loading a library on its own (tests load a built-in plugin built
+    /// as a `cdylib` under its own name this way).
+    pub fn empty() -> Self {
+        Registry {
+            entries: Vec::new(),
+        }
     }
 
     /// Adds a plugin (tests use this to inject plugins; loading goes through `load_library`).

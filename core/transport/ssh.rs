@@ -63,7 +63,48 @@ fn running_as_root() -> bool {
 
 /// Options for one host's connection.
 fn ssh_args(host: &Host) -> Vec<String> {
+    let mut args = common_args(&host.connection);
     let connection = &host.connection;
+    if let Some(user) = &connection.user {
+        args.extend(["-o".into(), format!("User={user}")]);
+    }
+    if let Some(port) = connection.port {
+        args.extend(["-o".into(), format!("Port={port}")]);
+    }
+    if let Some(jump) = &connection.jump {
+        args.extend([
+            "-o".into(),
+            format!("ProxyCommand={}", proxy_command(connection, jump)),
+        ]);
+    }
+    args
+}
+
+/// Reaches the host through a bastion with `ssh -W`. Unlike `-J`, this carries graphrun's own
+/// options (key, known_hosts, host key policy, timeouts) to the bastion connection too.
+fn proxy_command(connection: &Connection, jump: &str) -> String {
+    let (user, rest) = jump
+        .rsplit_once('@')
+        .map_or((None, jump), |(u, r)| (Some(u), r));
+    let (address, port) = match rest.rsplit_once(':') {
+        Some((address, port)) if port.parse::<u16>().is_ok() => (address, Some(port)),
+        _ => (rest, None),
+    };
+    let mut words = vec!["ssh".to_string()];
+    words.extend(common_args(connection));
+    if let Some(user) = user {
+        words.extend(["-l".into(), user.into()]);
+    }
+    if let Some(port) = port {
+        words.extend(["-p".into(), port.into()]);
+    }
+    words.extend(["-W".into(), "%h:%p".into(), "--".into(), address.into()]);
+    // ssh runs the proxy command with a shell: every word is quoted.
+    graphrun_plugin_api::shell::join(&words)
+}
+
+/// Options shared by the host connection and its bastion.
+fn common_args(connection: &Connection) -> Vec<String> {
     let seconds = connection
         .connect_timeout
         .max(Duration::from_secs(1))
@@ -102,16 +143,6 @@ fn ssh_args(host: &Host) -> Vec<String> {
     if let Some(identity) = &connection.identity_file {
         option(format!("IdentityFile={}", identity.display()));
         option("IdentitiesOnly=yes".into());
-    }
-    if let Some(user) = &connection.user {
-        option(format!("User={user}"));
-    }
-    if let Some(port) = connection.port {
-        option(format!("Port={port}"));
-    }
-    if let Some(jump) = &connection.jump {
-        args.push("-J".into());
-        args.push(jump.clone());
     }
     args
 }

@@ -9,13 +9,15 @@ use graphrun_plugin_api::{
 #[derive(Debug, Default)]
 pub struct FilePlugin;
 
-const MODES: [&str; 4] = ["content", "line", "replace", "directory"];
+const MODES: [&str; 5] = ["content", "source", "line", "replace", "directory"];
 
 impl Plugin for FilePlugin {
     fn info(&self) -> PluginInfo {
         let mut params = vec![
             ParamSpec::required("path", ParamKind::String, "Path on the host"),
             ParamSpec::optional("content", ParamKind::String, "Whole content of the file"),
+            ParamSpec::optional("source", ParamKind::String, "A local file to copy to the host (relative to the playbook); for binaries and large files"),
+            ParamSpec::optional("sha256", ParamKind::String, "With `source`: its expected sha256, checked before anything is sent"),
             ParamSpec::optional("line", ParamKind::String, "A line the file must contain (created if missing)"),
             ParamSpec::optional("absent", ParamKind::Bool, "With `line`: remove the line; alone: remove the path")
                 .with_default(false.into()),
@@ -55,6 +57,12 @@ fn file_op(params: &Params) -> Result<Op, PluginError> {
             Op::file(path, params.required_str("content")?).with_attrs(attrs.clone())
         }
         Some("directory") => Op::directory(path).with_attrs(attrs.clone()),
+        Some("source") => Op::Upload {
+            source: params.required_str("source")?.into(),
+            path: path.into(),
+            sha256: params.str("sha256")?.map(str::to_string),
+            attrs: attrs.clone(),
+        },
         Some("line") if absent => Op::line_absent(path, params.required_str("line")?),
         Some("line") => Op::line(path, params.required_str("line")?),
         Some(_replace) => {
@@ -80,11 +88,11 @@ fn file_op(params: &Params) -> Result<Op, PluginError> {
             "goes with `line`, or alone to remove the path",
         ));
     }
-    if has_attrs && !matches!(op, Op::File { .. } | Op::Directory { .. }) {
-        return Err(PluginError::param(
-            "mode",
-            "mode, owner and group go with `content` or `directory`",
-        ));
+    if has_attrs && !matches!(op, Op::File { .. } | Op::Directory { .. } | Op::Upload { .. }) {
+        return Err(PluginError::param("mode", "mode, owner and group go with `content`, `source` or `directory`"));
+    }
+    if params.has("sha256") && !matches!(op, Op::Upload { .. }) {
+        return Err(PluginError::param("sha256", "goes with `source`"));
     }
     Ok(op)
 }
