@@ -199,6 +199,8 @@ fn run(
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let options = RunOptions {
         mode,
+        // Every run from scratch (no resume of an earlier run's nodes).
+        fresh: true,
         ..RunOptions::default()
     };
     let summary = runtime

@@ -31,8 +31,11 @@ async fn run_with(
     interrupt: impl Future<Output = ()>,
 ) -> Outcome {
     let mut registry = Registry::builtin();
+    let t = Instant::now();
     let playbook = graphrun::playbook::load(&file.path, None, &mut registry)
         .unwrap_or_else(|d| panic!("{}", d.iter().map(|d| d.to_string()).collect::<String>()));
+    eprintln!("TIMING load {:?}", t.elapsed());
+    let t = Instant::now();
     let collector = Arc::new(Collector::default());
     let summary = execute(
         playbook,
@@ -44,6 +47,7 @@ async fn run_with(
     )
     .await
     .expect("the run starts");
+    eprintln!("TIMING execute {:?}", t.elapsed());
     let events = collector.0.lock().unwrap().clone();
     Outcome {
         summary,

@@ -72,7 +72,10 @@ fn toml_syntax_error() {
     let found = single_error(&text);
     // The unterminated string is reported where its closing quote is missing.
     assert_eq!(found.position.as_deref(), Some("playbook.toml:6:12"));
-    assert_eq!(found.message, "invalid TOML: invalid basic string, expected `\"`");
+    assert_eq!(
+        found.message,
+        "invalid TOML: invalid basic string, expected `\"`"
+    );
     assert_eq!(found.label, "here");
     assert_eq!(
         found.help.as_deref(),

@@ -211,3 +211,6 @@ impl Connections {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

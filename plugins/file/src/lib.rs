@@ -88,8 +88,16 @@ fn file_op(params: &Params) -> Result<Op, PluginError> {
             "goes with `line`, or alone to remove the path",
         ));
     }
-    if has_attrs && !matches!(op, Op::File { .. } | Op::Directory { .. } | Op::Upload { .. }) {
-        return Err(PluginError::param("mode", "mode, owner and group go with `content`, `source` or `directory`"));
+    if has_attrs
+        && !matches!(
+            op,
+            Op::File { .. } | Op::Directory { .. } | Op::Upload { .. }
+        )
+    {
+        return Err(PluginError::param(
+            "mode",
+            "mode, owner and group go with `content`, `source` or `directory`",
+        ));
     }
     if params.has("sha256") && !matches!(op, Op::Upload { .. }) {
         return Err(PluginError::param("sha256", "goes with `source`"));
