@@ -31,11 +31,8 @@ async fn run_with(
     interrupt: impl Future<Output = ()>,
 ) -> Outcome {
     let mut registry = Registry::builtin();
-    let t = Instant::now();
     let playbook = graphrun::playbook::load(&file.path, None, &mut registry)
         .unwrap_or_else(|d| panic!("{}", d.iter().map(|d| d.to_string()).collect::<String>()));
-    eprintln!("TIMING load {:?}", t.elapsed());
-    let t = Instant::now();
     let collector = Arc::new(Collector::default());
     let summary = execute(
         playbook,
@@ -47,7 +44,6 @@ async fn run_with(
     )
     .await
     .expect("the run starts");
-    eprintln!("TIMING execute {:?}", t.elapsed());
     let events = collector.0.lock().unwrap().clone();
     Outcome {
         summary,

@@ -313,7 +313,7 @@ fn a_cycle_is_printed_in_full() {
         error(
             "7:10",
             "steps depend on each other in a cycle: a → b → a",
-            "this need closes the cycle",
+            "this need is part of the cycle",
             Some("remove one of these needs")
         )
     );

@@ -82,7 +82,7 @@ pub async fn run_node(
     } else {
         BTreeMap::new()
     };
-    let context = cx.template_context(step, &host, &facts);
+    let context = cx.template_context(step_index, &host, &facts);
     if let Some(when) = &step.when {
         match template::evaluate_when(&cx.env, when, &context) {
             Ok(true) => {}
@@ -182,23 +182,22 @@ async fn attempt_once(
         .map_err(|err| (NodeStatus::Unreachable, err))?;
     let mut rounds = 0;
     let plan = loop {
-        let plugin = entry.plugin.clone();
-        let asked = request.clone();
-        // Plugins are pure but may be slow or panic-prone (dynamic ones): keep them off the scheduler's threads.
-        let answer = tokio::task::spawn_blocking(move || plugin.plan(&asked))
-            .await
-            .map_err(|err| {
-                (
-                    NodeStatus::Failed,
-                    format!("plugin `{}` crashed: {err}", names.step.plugin),
-                )
-            })?
-            .map_err(|err| {
-                (
-                    NodeStatus::Failed,
-                    format!("plugin `{}`: {err}", names.step.plugin),
-                )
-            })?;
+        // Plugins are pure and quick; a panicking built-in fails its node, not the run
+        // (dynamic plugins catch their own panics at the library boundary).
+        let answer =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.plugin.plan(&request)))
+                .map_err(|_| {
+                    (
+                        NodeStatus::Failed,
+                        format!("plugin `{}` panicked", names.step.plugin),
+                    )
+                })?
+                .map_err(|err| {
+                    (
+                        NodeStatus::Failed,
+                        format!("plugin `{}`: {err}", names.step.plugin),
+                    )
+                })?;
         match answer {
             PlanResponse::Plan(plan) => break plan,
             PlanResponse::Probe { probes } if rounds < MAX_PROBE_ROUNDS => {
@@ -234,7 +233,7 @@ async fn attempt_once(
     let mut node_status = NodeStatus::Ok;
     for (index, (op, frame)) in ops.iter().zip(&frames).enumerate() {
         let status = op_status(op, frame);
-        cx.log_op(names.node, names.host, op, frame, status);
+        cx.log_op(names.node, op, frame, status);
         let failed_stderr =
             (status == OpStatus::Failed).then(|| cx.redactor.redact(&tail(&frame.stderr)));
         cx.reporter.event(&Event::OpFinished {
@@ -253,11 +252,13 @@ async fn attempt_once(
                 let stderr = failed_stderr.unwrap_or_default();
                 return Err((
                     NodeStatus::Failed,
-                    format!(
-                        "`{}` exited with {code}: {}",
-                        cx.redactor.redact(&op.summary()),
-                        stderr.trim()
-                    ),
+                    match stderr.trim() {
+                        "" => format!("`{}` exited with {code}", cx.redactor.redact(&op.summary())),
+                        text => format!(
+                            "`{}` exited with {code}: {text}",
+                            cx.redactor.redact(&op.summary())
+                        ),
+                    },
                 ));
             }
             OpStatus::Changed => node_status = NodeStatus::Changed,

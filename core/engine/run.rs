@@ -20,7 +20,7 @@ use super::events::{Event, Mode, NodeStatus, Recap, Reporter};
 use super::node::{self, Outcome};
 use super::redact::Redactor;
 use super::state::{self, NodeRecord, StateStore};
-use crate::playbook::{template, Playbook, Step};
+use crate::playbook::{template, Playbook};
 use crate::plugins::Registry;
 use crate::transport::{Connections, Frame, Transport};
 use graphrun_plugin_api::{HostInfo, Op, Run};
@@ -69,6 +69,13 @@ pub struct RunSummary {
 /// A host's facts, or why they could not be gathered.
 type FactsResult = Result<BTreeMap<String, String>, String>;
 
+/// The outputs one step's nodes produced.
+#[derive(Default)]
+struct StepOutputs {
+    by_host: HashMap<String, BTreeMap<String, serde_json::Value>>,
+    first: Option<BTreeMap<String, serde_json::Value>>,
+}
+
 /// Everything nodes share during a run.
 pub struct RunContext {
     pub(super) playbook: Arc<Playbook>,
@@ -80,7 +87,10 @@ pub struct RunContext {
     pub(super) reporter: Arc<dyn Reporter>,
     shared: minijinja::Value,
     facts: HashMap<String, OnceCell<FactsResult>>,
-    outputs: Mutex<HashMap<(usize, String), BTreeMap<String, serde_json::Value>>>,
+    outputs: Mutex<HashMap<usize, StepOutputs>>,
+    /// Per step, every step it waits for, directly or not.
+    ancestors: Vec<Vec<usize>>,
+    host_infos: HashMap<String, HostInfo>,
     state: Mutex<StateStore>,
     log: Option<RunLog>,
     data_dir: PathBuf,
@@ -106,28 +116,27 @@ impl RunContext {
         .clone()
     }
 
-    /// The template context of a node.
+    /// The template context of a node. `steps.ID.outputs` holds, for each step this one
+    /// needs (directly or not), the outputs of the same host's node, or else those of the
+    /// first host whose node of that step produced outputs.
     pub(super) fn template_context(
         &self,
-        step: &Step,
+        step: usize,
         host: &str,
         facts: &BTreeMap<String, String>,
     ) -> minijinja::Value {
         let outputs = self.outputs.lock().expect("outputs lock");
         let mut steps = BTreeMap::new();
-        for (index, other) in self.playbook.steps.iter().enumerate() {
-            // Outputs of the same host's node, else of the first host that has them.
-            let found = outputs.get(&(index, host.to_string())).or_else(|| {
-                other
-                    .hosts
-                    .iter()
-                    .find_map(|h| outputs.get(&(index, h.clone())))
-            });
-            if let Some(found) = found {
-                steps.insert(other.id.clone(), serde_json::json!({ "outputs": found }));
+        for need in &self.ancestors[step] {
+            if let Some(produced) = outputs.get(need) {
+                if let Some(found) = produced.by_host.get(host).or(produced.first.as_ref()) {
+                    steps.insert(
+                        self.playbook.steps[*need].id.as_str(),
+                        serde_json::json!({ "outputs": found }),
+                    );
+                }
             }
         }
-        let _ = step;
         minijinja::context! {
             host => minijinja::Value::from_serialize(self.host_info(host)),
             facts => minijinja::Value::from_serialize(facts),
@@ -136,8 +145,19 @@ impl RunContext {
         }
     }
 
+    /// Keeps a node's outputs for the templates of later nodes (only non-empty ones).
+    fn keep_outputs(&self, step: usize, host: &str, outputs: &BTreeMap<String, serde_json::Value>) {
+        if outputs.is_empty() {
+            return;
+        }
+        let mut all = self.outputs.lock().expect("outputs lock");
+        let produced = all.entry(step).or_default();
+        produced.first.get_or_insert_with(|| outputs.clone());
+        produced.by_host.insert(host.to_string(), outputs.clone());
+    }
+
     pub(super) fn host_info(&self, host: &str) -> HostInfo {
-        node::host_info(self.playbook.host(host).expect("hosts are known"))
+        self.host_infos[host].clone()
     }
 
     pub(super) fn fetch_dir(&self, host: &str) -> PathBuf {
@@ -155,75 +175,73 @@ impl RunContext {
     pub(super) fn log_op(
         &self,
         node: &str,
-        host: &str,
         op: &Op,
         frame: &Frame,
         status: super::events::OpStatus,
     ) {
         if let Some(log) = &self.log {
-            log.write(host, &self.redactor, node, op, frame, status);
+            log.write(&self.redactor, node, op, frame, status);
         }
     }
 }
 
-/// Per-run logs: `.graphrun/<playbook>/runs/<run id>/<host>.log`, every op's output.
+/// Per-run log: `.graphrun/<playbook>/runs/<run id>.log`, every op of every node with its
+/// output, secrets redacted. One file per run keeps large runs cheap (no file per host).
 struct RunLog {
-    dir: PathBuf,
-    files: Mutex<HashMap<String, std::io::BufWriter<std::fs::File>>>,
+    file: Mutex<std::io::BufWriter<std::fs::File>>,
 }
 
 impl RunLog {
+    fn create(path: &std::path::Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        Ok(RunLog {
+            file: Mutex::new(std::io::BufWriter::new(file)),
+        })
+    }
+
     fn write(
         &self,
-        host: &str,
         redactor: &Redactor,
         node: &str,
         op: &Op,
         frame: &Frame,
         status: super::events::OpStatus,
     ) {
-        let mut files = self.files.lock().expect("log lock");
-        if !files.contains_key(host) {
-            use std::os::unix::fs::OpenOptionsExt;
-            let path = self.dir.join(format!("{host}.log"));
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&path)
-            {
-                Ok(file) => {
-                    files.insert(host.to_string(), std::io::BufWriter::new(file));
-                }
-                Err(_) => return,
-            }
-        }
-        let file = files.get_mut(host).expect("just inserted");
-        let _ = writeln!(
-            file,
-            "== {} {node} {:?} exit={} :: {}",
+        let mut text = format!(
+            "== {} {node} {:?} exit={} :: {}\n",
             state::now(),
             status,
             frame.exit_code.map_or("-".into(), |c| c.to_string()),
-            redactor.redact(&op.summary())
+            op.summary()
         );
-        for (name, bytes) in [("stdout", &frame.stdout), ("stderr", &frame.stderr)] {
-            if !bytes.is_empty() && !matches!(op, Op::Fetch { .. })
-                || (name == "stderr" && !bytes.is_empty())
-            {
-                let _ = writeln!(
-                    file,
-                    "-- {name}\n{}",
-                    redactor.redact(&String::from_utf8_lossy(bytes)).trim_end()
-                );
+        // A fetched file's content is not log material.
+        let stdout = if matches!(op, Op::Fetch { .. }) {
+            &[][..]
+        } else {
+            &frame.stdout[..]
+        };
+        for (name, bytes) in [("stdout", stdout), ("stderr", &frame.stderr[..])] {
+            if !bytes.is_empty() {
+                text.push_str(&format!(
+                    "-- {name}\n{}\n",
+                    String::from_utf8_lossy(bytes).trim_end()
+                ));
             }
         }
+        let _ = self
+            .file
+            .lock()
+            .expect("log lock")
+            .write_all(redactor.redact(&text).as_bytes());
     }
 
     fn flush(&self) {
-        for file in self.files.lock().expect("log lock").values_mut() {
-            let _ = file.flush();
-        }
+        let _ = self.file.lock().expect("log lock").flush();
     }
 }
 
@@ -246,13 +264,14 @@ pub async fn execute(
         .to_string()
         .replace(':', "-");
     let log = if options.mode == Mode::Apply {
-        let dir = data_dir.join("runs").join(&run_id);
+        let dir = data_dir.join("runs");
         state::private_dir(&dir)
             .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
-        Some(RunLog {
-            dir,
-            files: Mutex::new(HashMap::new()),
-        })
+        let path = dir.join(format!("{run_id}.log"));
+        Some(
+            RunLog::create(&path)
+                .map_err(|err| format!("cannot create {}: {err}", path.display()))?,
+        )
     } else {
         None
     };
@@ -284,6 +303,12 @@ pub async fn execute(
         reporter: reporter.clone(),
         shared,
         outputs: Mutex::new(HashMap::new()),
+        ancestors: ancestors(&playbook),
+        host_infos: playbook
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), node::host_info(h)))
+            .collect(),
         state: Mutex::new(store),
         log,
         data_dir,
@@ -325,6 +350,32 @@ pub async fn execute(
         recap: summary.recap.clone(),
     });
     Ok(summary)
+}
+
+/// Per step, the indexes of every step it waits for, directly or not.
+fn ancestors(playbook: &Playbook) -> Vec<Vec<usize>> {
+    let index = |id: &str| {
+        playbook
+            .steps
+            .iter()
+            .position(|s| s.id == id)
+            .expect("needs are validated")
+    };
+    playbook
+        .steps
+        .iter()
+        .map(|step| {
+            let mut seen: Vec<usize> = Vec::new();
+            let mut stack: Vec<usize> = step.needs.iter().map(|n| index(n)).collect();
+            while let Some(need) = stack.pop() {
+                if !seen.contains(&need) {
+                    seen.push(need);
+                    stack.extend(playbook.steps[need].needs.iter().map(|n| index(n)));
+                }
+            }
+            seen
+        })
+        .collect()
 }
 
 struct Scheduler<'a> {
@@ -432,10 +483,7 @@ impl<'a> Scheduler<'a> {
         self.status[node] = Some(outcome.status);
         if outcome.status.is_success() {
             self.cx
-                .outputs
-                .lock()
-                .expect("outputs lock")
-                .insert((spec.step, spec.host.clone()), outcome.outputs.clone());
+                .keep_outputs(spec.step, &spec.host, &outcome.outputs);
         }
         if self.options.mode == Mode::Apply {
             let status = if outcome.status == NodeStatus::Done {

@@ -160,7 +160,7 @@ impl StateStore {
         }
         let dir = self.path.parent().expect("state path has a folder");
         private_dir(dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
-        let bytes = serde_json::to_vec_pretty(&self.state).expect("state serializes");
+        let bytes = serde_json::to_vec(&self.state).expect("state serializes");
         write_private(&self.path, &bytes)
             .map_err(|err| format!("cannot write {}: {err}", self.path.display()))?;
         self.dirty = false;

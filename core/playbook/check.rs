@@ -82,7 +82,7 @@ pub(super) fn cross_references(
                     cycle.join(" → ")
                 ),
             )
-            .label("this need closes the cycle")
+            .label("this need is part of the cycle")
             .help("remove one of these needs"),
         );
         return diagnostics;

@@ -863,7 +863,7 @@ impl Loader {
             params.0.insert(name.to_string(), json);
         }
         if let Some(plugin) = plugin {
-            self.check_params(doc, &id_span, &spans, &mut params, plugin);
+            self.check_params(errors_before, doc, &id_span, &spans, &mut params, plugin);
         }
         if self.diagnostics.len() > errors_before {
             return None;
@@ -888,8 +888,10 @@ impl Loader {
     }
 
     /// Checks parameters against the plugin's schema and its own validation; applies defaults.
+    #[allow(clippy::too_many_arguments)]
     fn check_params(
         &mut self,
+        errors_before: usize,
         doc: &Document,
         id_span: &Range<usize>,
         spans: &StepSpans,
@@ -940,11 +942,8 @@ impl Loader {
                 params.0.insert(spec.name.clone(), default.clone());
             }
         }
-        if self.diagnostics.iter().any(|d| {
-            d.location
-                .as_ref()
-                .is_some_and(|(_, s)| id_span.start <= s.start)
-        }) {
+        // The plugin's own checks assume well-typed, complete parameters.
+        if self.diagnostics.len() > errors_before {
             return;
         }
         for error in plugin.plugin.validate(params) {

@@ -46,10 +46,19 @@ async fn file_content_is_written_once_and_kept() {
     let target = path(dir.path(), "sub/conf");
     let session = shell().await;
     let op = Op::file(&target, "a = 1\n").with_mode("0640");
-    assert_eq!(outcomes(&run(&session, &[op.clone()], true).await), ["w"]);
+    assert_eq!(
+        outcomes(&run(&session, std::slice::from_ref(&op), true).await),
+        ["w"]
+    );
     assert!(!Path::new(&target).exists(), "check mode changes nothing");
-    assert_eq!(outcomes(&run(&session, &[op.clone()], false).await), [""]);
-    assert_eq!(outcomes(&run(&session, &[op.clone()], false).await), ["u"]);
+    assert_eq!(
+        outcomes(&run(&session, std::slice::from_ref(&op), false).await),
+        [""]
+    );
+    assert_eq!(
+        outcomes(&run(&session, std::slice::from_ref(&op), false).await),
+        ["u"]
+    );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "a = 1\n");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
@@ -124,7 +133,10 @@ async fn replace_rewrites_matching_lines_only_when_needed() {
     .unwrap();
     let session = shell().await;
     let op = Op::replace(&target, "^([^#].*[[:space:]]swap[[:space:]].*)$", "# \\1");
-    assert_eq!(outcomes(&run(&session, &[op.clone()], true).await), ["w"]);
+    assert_eq!(
+        outcomes(&run(&session, std::slice::from_ref(&op), true).await),
+        ["w"]
+    );
     assert_eq!(
         outcomes(&run(&session, &[op.clone(), op], false).await),
         ["", "u"]
@@ -188,7 +200,7 @@ async fn command_guards_checks_and_failures() {
     let session = shell().await;
     let guarded = Op::command_creating(Run::Argv(vec!["touch".into(), marker.clone()]), &marker);
     assert_eq!(
-        outcomes(&run(&session, &[guarded.clone()], true).await),
+        outcomes(&run(&session, std::slice::from_ref(&guarded), true).await),
         ["w"]
     );
     assert_eq!(
