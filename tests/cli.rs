@@ -724,3 +724,55 @@ content = "`touch {{ vars.root }}/pwned3` $HOME \\ \"quoted\"\n"
     assert_eq!(exit_code(&site.run("apply", &[])), 0);
     assert_eq!(site.read("lines"), format!("'; touch {root}/pwned #\n"));
 }
+
+#[test]
+fn ctrl_c_stops_the_run_saves_state_and_exits_130() {
+    let site = Site::new(
+        r#"
+[steps.quick]
+plugin = "command"
+run = "touch {{ vars.root }}/quick"
+creates = "{{ vars.root }}/quick"
+
+[steps.slow]
+plugin = "command"
+needs = ["quick"]
+run = "sleep 97.25"
+
+[steps.after]
+plugin = "command"
+needs = ["slow"]
+run = "true"
+"#,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_graphrun"))
+        .args(["apply", "--output", "json"])
+        .arg(site.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the slow step runs, then press Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !site.exists("quick") {
+        assert!(std::time::Instant::now() < deadline, "the run did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "the sleeping op was stopped, not waited for");
+    let orphans = Command::new("pgrep").args(["-f", "sleep 97.25"]).output().unwrap();
+    assert!(orphans.stdout.is_empty(), "the op's process outlived the run");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(site.file.state_path()).unwrap()).unwrap();
+    assert_eq!(state["complete"], false);
+    assert_eq!(state["nodes"]["quick@control"]["status"], "changed");
+    assert_eq!(state["nodes"]["slow@control"]["status"], "interrupted");
+    let finished: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "node_finished" && e["node"] == "after@control")
+        .collect();
+    assert_eq!(finished[0]["status"], "cancelled");
+}

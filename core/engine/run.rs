@@ -331,7 +331,7 @@ pub async fn execute(
     let mut scheduler = Scheduler::new(&dag, &cx, &options);
     let interrupted = scheduler.run(interrupt).await;
     let summary = scheduler.finish(interrupted, started);
-    cx.connections.close().await;
+    cx.connections.close(interrupted).await;
     if let Some(log) = &cx.log {
         log.flush();
     }

@@ -186,15 +186,24 @@ impl Connections {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Closes every session.
-    pub async fn close(&self) {
+    /// Ends every session, all at once: shells get end-of-input and exit after cleaning up
+    /// their temporary folder; with `kill` (after Ctrl-C) they are stopped where they are.
+    pub async fn close(&self, kill: bool) {
+        let mut closing = tokio::task::JoinSet::new();
         for slot in self.slots.values() {
             if let Some(session) = slot.state.lock().await.session.take() {
-                if let Session::Shell(shell) = session.as_ref() {
-                    shell.close().await;
+                if kill {
+                    session.kill("the run was interrupted");
+                } else {
+                    closing.spawn(async move {
+                        if let Session::Shell(shell) = session.as_ref() {
+                            shell.close().await;
+                        }
+                    });
                 }
             }
         }
+        while closing.join_next().await.is_some() {}
     }
 
     async fn open(&self, host: &Host) -> Result<Session, String> {

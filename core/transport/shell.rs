@@ -59,7 +59,10 @@ impl ShellSession {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            // Its own process group: a Ctrl-C in the terminal reaches graphrun, which then stops
+            // the shells itself (and everything they started), instead of racing with them.
+            .process_group(0);
         let mut child = command
             .spawn()
             .map_err(|err| format!("cannot start {:?}: {err}", command.as_std().get_program()))?;
@@ -104,7 +107,7 @@ impl ShellSession {
                 humantime::format_duration(ready_within)
             ),
         };
-        let _ = child.start_kill();
+        kill_group(&mut child);
         let _ = tokio::time::timeout(Duration::from_secs(2), stderr_done).await;
         let tail = String::from_utf8_lossy(&stderr_tail.lock().expect("stderr lock"))
             .trim()
@@ -154,7 +157,7 @@ impl ShellSession {
     /// Kills the shell (after a timeout its state is unknown); pending requests fail.
     pub fn kill(&self, reason: &str) {
         self.fail(reason.to_string());
-        let _ = self.child.lock().expect("child lock").start_kill();
+        kill_group(&mut self.child.lock().expect("child lock"));
     }
 
     /// Whether the shell is gone.
@@ -177,7 +180,7 @@ impl ShellSession {
             .await
             .is_err()
         {
-            let _ = self.child.lock().expect("child lock").start_kill();
+            kill_group(&mut self.child.lock().expect("child lock"));
         }
     }
 
@@ -205,6 +208,18 @@ impl ShellSession {
             fail_all(&pending, &lost, &tail, reason);
         });
     }
+}
+
+/// Kills the shell and every process it started (a local `sleep` would outlive a killed `sh`).
+fn kill_group(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) with a negative pid signals that process group; the group was created
+        // for this child by `process_group(0)`, so it holds only the shell and its descendants.
+        unsafe {
+            libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+        }
+    }
+    let _ = child.start_kill();
 }
 
 /// Records why the session is gone and fails every waiting request with it.
