@@ -754,18 +754,35 @@ run = "true"
     // Wait until the slow step runs, then press Ctrl-C.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !site.exists("quick") {
-        assert!(std::time::Instant::now() < deadline, "the run did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not start"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     let started = std::time::Instant::now();
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130));
-    assert!(started.elapsed() < std::time::Duration::from_secs(10), "the sleeping op was stopped, not waited for");
-    let orphans = Command::new("pgrep").args(["-f", "sleep 97.25"]).output().unwrap();
-    assert!(orphans.stdout.is_empty(), "the op's process outlived the run");
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(site.file.state_path()).unwrap()).unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "the sleeping op was stopped, not waited for"
+    );
+    let orphans = Command::new("pgrep")
+        .args(["-f", "sleep 97.25"])
+        .output()
+        .unwrap();
+    assert!(
+        orphans.stdout.is_empty(),
+        "the op's process outlived the run"
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(site.file.state_path()).unwrap()).unwrap();
     assert_eq!(state["complete"], false);
     assert_eq!(state["nodes"]["quick@control"]["status"], "changed");
     assert_eq!(state["nodes"]["slow@control"]["status"], "interrupted");

@@ -39,12 +39,12 @@ const FIXTURES: [(&str, &str); 8] = [
 ];
 
 /// Built libraries, by name.
-struct Libraries {
+pub(crate) struct Libraries {
     dir: PathBuf,
 }
 
 impl Libraries {
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         let path = self.dir.join(format!("lib{name}.so"));
         assert!(path.exists(), "{} was not built", path.display());
         path
@@ -52,7 +52,7 @@ impl Libraries {
 }
 
 /// Builds every library once per test run (parallel tests wait for the first).
-fn libraries() -> &'static Libraries {
+pub(crate) fn libraries() -> &'static Libraries {
     static BUILT: OnceLock<Result<Libraries, String>> = OnceLock::new();
     match BUILT.get_or_init(build_all) {
         Ok(libraries) => libraries,

@@ -548,3 +548,65 @@ run = ["cp", "{{{{ steps.get.outputs.local_path }}}}", "{copy}"]
         "0".repeat(64)
     )));
 }
+
+#[test]
+fn a_custom_plugin_library_runs_on_real_hosts_like_a_builtin() {
+    let Some(lab) = lab() else { return };
+    let library = crate::dynamic_plugins::libraries().path("minio");
+    std::fs::write(
+        lab.dir.path().join("minio"),
+        "#!/bin/sh\necho 'minio version RELEASE.test'\n",
+    )
+    .unwrap();
+    let playbook = lab.playbook(
+        "minio.toml",
+        &format!(
+            r#"
+[plugins.minio]
+path = "{library}"
+
+[steps.minio]
+plugin = "minio"
+on = "h3"
+version = "RELEASE.test"
+binary = "minio"
+root_user = "mlops"
+root_password = {{ env = "GR_MINIO_PASSWORD" }}
+service = "none"
+"#,
+            library = library.display()
+        ),
+    );
+    let apply = |fresh: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_graphrun"));
+        command.args(["apply", "--output", "json"]);
+        if fresh {
+            command.arg("--fresh");
+        }
+        command
+            .arg(&playbook)
+            .arg("--inventory")
+            .arg(&lab.inventory)
+            .env("GR_MINIO_PASSWORD", "s3cr3t-lab-pw")
+            .output()
+            .unwrap()
+    };
+    let first = apply(true);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&first.stdout).contains("s3cr3t-lab-pw"));
+    assert_eq!(
+        lab.ssh("h3", "id -un minio-user; stat -c '%U %a' /var/lib/minio /etc/default/minio /usr/local/bin/minio; grep -c s3cr3t-lab-pw /etc/default/minio"),
+        "minio-user\nminio-user 750\nroot 600\nroot 755\n1\n"
+    );
+    let second = apply(false);
+    assert_eq!(
+        statuses(&second)["minio@h3"],
+        "ok",
+        "a second apply changes nothing"
+    );
+}
