@@ -223,13 +223,7 @@ async fn attempt_once(
     let frames = session
         .run(&ops, &uploads, check_mode)
         .await
-        .map_err(|err| match err {
-            RunError::Invalid(message) => (NodeStatus::Failed, message),
-            RunError::Unreachable(message) => (
-                NodeStatus::Unreachable,
-                format!("connection lost: {message}"),
-            ),
-        })?;
+        .map_err(node_failure)?;
     let mut node_status = NodeStatus::Ok;
     for (index, (op, frame)) in ops.iter().zip(&frames).enumerate() {
         let status = op_status(op, frame);
@@ -278,6 +272,17 @@ async fn attempt_once(
     Ok((node_status, plan.outputs))
 }
 
+/// How a transport error ends a node.
+fn node_failure(err: RunError) -> (NodeStatus, String) {
+    match err {
+        RunError::Invalid(message) => (NodeStatus::Failed, message),
+        RunError::Unreachable(message) => (
+            NodeStatus::Unreachable,
+            format!("connection lost: {message}"),
+        ),
+    }
+}
+
 fn op_status(op: &Op, frame: &Frame) -> OpStatus {
     match (frame.exit_code, frame.status.as_str()) {
         (None, _) => OpStatus::NotRun,
@@ -306,13 +311,7 @@ async fn run_probes(
     let frames = session
         .run(&ops, &HashMap::new(), false)
         .await
-        .map_err(|err| match err {
-            RunError::Invalid(message) => (NodeStatus::Failed, message),
-            RunError::Unreachable(message) => (
-                NodeStatus::Unreachable,
-                format!("connection lost: {message}"),
-            ),
-        })?;
+        .map_err(node_failure)?;
     Ok(probes
         .iter()
         .zip(frames)
