@@ -199,7 +199,7 @@ stop_hosts_from() {
 # ---------------------------------------------------------------- client side files
 
 write_client_files() {
-    local n=$1 i name addr hostkey
+    local n=$1 i hostkey
     hostkey=$(cut -d' ' -f1,2 "$STATE/ssh_host_ed25519_key.pub")
 
     : > "$STATE/known_hosts.new"

@@ -24,7 +24,7 @@ host_tasks() {
         local slow_host slow fast
         IFS=: read -r slow_host slow fast <<< "$GRBENCH_SKEW"
         if [ "$1" = "$slow_host" ]; then t+=("sleep:$slow"); else t+=("sleep:$fast"); fi
-        t+=(done)
+        t+=("done")
     fi
     echo "${t[@]}"
 }
