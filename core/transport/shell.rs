@@ -120,13 +120,15 @@ impl ShellSession {
         if snippets.is_empty() {
             return Ok(Vec::new());
         }
-        let mut batch = String::from("gr_ok=1\n");
+        // Each snippet becomes the body of `gr_op`, called in the session shell itself (no
+        // subshell); "would change" (`gr_s=w`) is a success.
+        let mut batch = format!("gr_ok=1; GR_CHECK={}\n", u8::from(check_mode));
         for snippet in snippets {
             batch.push_str(&format!(
-                "if [ $gr_ok = 1 ]; then : >\"$T/s\"; (GR_CHECK={check}\n{snippet}\n) </dev/null 2>\"$T/e\"; gr_rc=$?; gr_s=; read -r gr_s <\"$T/s\"; [ $gr_rc = 0 ] || gr_ok=0\n\
+                "if [ $gr_ok = 1 ]; then gr_s=; gr_changed=; gr_op() {{\n{snippet}\n}}\n\
+                 gr_op </dev/null 2>\"$T/e\"; gr_rc=$?; [ \"$gr_s\" = w ] && gr_rc=0; [ $gr_rc = 0 ] || gr_ok=0\n\
                  else gr_rc=-; gr_s=; : >\"$T/e\"; fi\n\
                  printf '\\n%s R %s %s\\n' \"$M\" \"$gr_rc\" \"$gr_s\"; [ -s \"$T/e\" ] && cat \"$T/e\"; printf '\\n%s E\\n' \"$M\"\n",
-                check = u8::from(check_mode),
             ));
         }
         let (reply, answer) = oneshot::channel();
