@@ -44,10 +44,10 @@ struct RunArgs {
     /// Only these steps (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Nodes running at once, overall.
+    /// Hosts worked on at once (like Ansible's forks).
     #[arg(long, default_value_t = 64)]
     parallel: usize,
-    /// Nodes running at once on one host.
+    /// Nodes in flight on one host (they pipeline through its shell).
     #[arg(long, default_value_t = 16)]
     per_host: usize,
     /// Stop starting nodes after the first failure.

@@ -771,6 +771,7 @@ async fn parallel_one_runs_nodes_one_at_a_time() {
         MemoryTransport::new(|_, _| sleeps(20)),
         RunOptions {
             parallel: 1,
+            per_host: 1,
             ..RunOptions::default()
         },
     )
@@ -830,4 +831,61 @@ async fn ten_thousand_nodes_complete() {
     assert_eq!(last.len(), HOSTS);
     assert_eq!(out.summary.recap.len(), HOSTS);
     assert!(out.summary.recap.values().all(|r| r.ok == STEPS));
+}
+
+/// `parallel` counts hosts: with one slot, a host's independent nodes still pipeline together,
+/// but two hosts are never worked on at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_bounds_hosts_not_nodes() {
+    let file = playbook(&["a", "b"], &[step("x", ""), step("y", "")]);
+    let out = run(
+        &file,
+        MemoryTransport::new(|_, _| sleeps(50)),
+        RunOptions {
+            parallel: 1,
+            ..RunOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(out.summary.exit_code, 0);
+    let (xa, ya) = (out.op("x", "a"), out.op("y", "a"));
+    assert!(ya.started < xa.finished, "a's two nodes pipelined");
+    for host_b in [out.op("x", "b"), out.op("y", "b")] {
+        assert!(
+            host_b.started >= xa.finished.max(ya.finished),
+            "b was worked on while a was busy"
+        );
+    }
+}
+
+/// A slow host with many queued nodes does not take the slots of fast hosts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_hosts_queue_does_not_hold_back_the_others() {
+    let steps: Vec<String> = (0..6).map(|i| step(&format!("s{i}"), "")).collect();
+    let file = playbook(&["slow", "f1", "f2"], &steps);
+    let out = run(
+        &file,
+        MemoryTransport::new(|host, _| {
+            if host == "slow" {
+                sleeps(300)
+            } else {
+                sleeps(10)
+            }
+        }),
+        RunOptions {
+            parallel: 3,
+            ..RunOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(out.summary.exit_code, 0);
+    let first_slow = out.op("s0", "slow").finished;
+    for host in ["f1", "f2"] {
+        for i in 0..6 {
+            assert!(
+                out.op(&format!("s{i}"), host).finished < first_slow,
+                "{host} waited for the slow host"
+            );
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use petgraph::graph::NodeIndex;
 use petgraph::Direction;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
 use super::dag::{Dag, Selection};
@@ -30,7 +30,7 @@ use graphrun_plugin_api::{HostInfo, Op, Run};
 pub struct RunOptions {
     /// apply or plan.
     pub mode: Mode,
-    /// Nodes running at once, overall.
+    /// Hosts worked on at once (like Ansible's forks).
     pub parallel: usize,
     /// Nodes running at once on one host (they share its shell; more means deeper pipelining).
     pub per_host: usize,
@@ -383,11 +383,19 @@ struct Scheduler<'a> {
     cx: &'a Arc<RunContext>,
     options: &'a RunOptions,
     waiting_on: Vec<usize>,
-    ready: VecDeque<usize>,
+    /// Each node's host, as an index into `ready` and `busy`.
+    host_of: Vec<usize>,
+    /// Ready nodes per host.
+    ready: Vec<VecDeque<usize>>,
+    /// Hosts with ready nodes, in the order they got them (each once).
+    ready_hosts: VecDeque<usize>,
+    /// Nodes running per host.
+    busy: Vec<usize>,
+    /// Hosts with a node running.
+    busy_hosts: usize,
     status: Vec<Option<NodeStatus>>,
     started_at: Vec<Option<Instant>>,
     running: JoinSet<(usize, Outcome)>,
-    host_limits: HashMap<String, Arc<Semaphore>>,
     stop_launching: bool,
 }
 
@@ -402,30 +410,76 @@ impl<'a> Scheduler<'a> {
                     .count()
             })
             .collect();
-        let ready = (0..dag.nodes.len())
-            .filter(|&n| waiting_on[n] == 0)
-            .collect();
-        let host_limits = dag
+        let mut hosts: Vec<&str> = Vec::new();
+        let host_of: Vec<usize> = dag
             .nodes
             .iter()
-            .map(|n| {
-                (
-                    n.host.clone(),
-                    Arc::new(Semaphore::new(options.per_host.max(1))),
-                )
+            .map(|n| match hosts.iter().position(|h| *h == n.host) {
+                Some(index) => index,
+                None => {
+                    hosts.push(&n.host);
+                    hosts.len() - 1
+                }
             })
             .collect();
-        Scheduler {
+        let mut scheduler = Scheduler {
             dag,
             cx,
             options,
             waiting_on,
-            ready,
+            ready: vec![VecDeque::new(); hosts.len()],
+            ready_hosts: VecDeque::new(),
+            busy: vec![0; hosts.len()],
+            busy_hosts: 0,
+            host_of,
             status: vec![None; dag.nodes.len()],
             started_at: vec![None; dag.nodes.len()],
             running: JoinSet::new(),
-            host_limits,
             stop_launching: false,
+        };
+        for node in 0..dag.nodes.len() {
+            if scheduler.waiting_on[node] == 0 {
+                scheduler.make_ready(node);
+            }
+        }
+        scheduler
+    }
+
+    fn make_ready(&mut self, node: usize) {
+        let host = self.host_of[node];
+        if self.ready[host].is_empty() {
+            self.ready_hosts.push_back(host);
+        }
+        self.ready[host].push_back(node);
+    }
+
+    /// Starts what may start. `--parallel` bounds the hosts being worked on (like Ansible's
+    /// forks); a busy host takes up to `--per-host` nodes, which pipeline through its shell.
+    /// Counting hosts rather than nodes keeps a slow host's queue from taking the slots of
+    /// the others.
+    fn launch_ready(&mut self) {
+        for _ in 0..self.ready_hosts.len() {
+            if self.stop_launching {
+                return;
+            }
+            let host = self.ready_hosts.pop_front().expect("counted");
+            while let Some(&node) = self.ready[host].front() {
+                let busy = self.busy[host];
+                let allowed = busy < self.options.per_host.max(1)
+                    && (busy > 0 || self.busy_hosts < self.options.parallel.max(1));
+                if !allowed {
+                    break;
+                }
+                self.ready[host].pop_front();
+                if busy == 0 {
+                    self.busy_hosts += 1;
+                }
+                self.busy[host] += 1;
+                self.launch(node);
+            }
+            if !self.ready[host].is_empty() {
+                self.ready_hosts.push_back(host);
+            }
         }
     }
 
@@ -433,12 +487,7 @@ impl<'a> Scheduler<'a> {
     async fn run(&mut self, interrupt: impl Future<Output = ()>) -> bool {
         tokio::pin!(interrupt);
         loop {
-            while !self.stop_launching && self.running.len() < self.options.parallel.max(1) {
-                let Some(next) = self.ready.pop_front() else {
-                    break;
-                };
-                self.launch(next);
-            }
+            self.launch_ready();
             if self.running.is_empty() {
                 return false;
             }
@@ -466,17 +515,19 @@ impl<'a> Scheduler<'a> {
     fn launch(&mut self, node: usize) {
         let spec = &self.dag.nodes[node];
         let name = self.dag.name(&self.cx.playbook, node);
-        let limit = self.host_limits[&spec.host].clone();
         let cx = self.cx.clone();
         let (step, host) = (spec.step, spec.host.clone());
         self.started_at[node] = Some(Instant::now());
-        self.running.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("never closed");
-            (node, node::run_node(cx, step, host, name).await)
-        });
+        self.running
+            .spawn(async move { (node, node::run_node(cx, step, host, name).await) });
     }
 
     fn finished(&mut self, node: usize, outcome: Outcome) {
+        let host = self.host_of[node];
+        self.busy[host] -= 1;
+        if self.busy[host] == 0 {
+            self.busy_hosts -= 1;
+        }
         let name = self.dag.name(&self.cx.playbook, node);
         let spec = &self.dag.nodes[node];
         let duration = self.started_at[node].map_or(0, |t| t.elapsed().as_millis() as u64);
@@ -533,7 +584,7 @@ impl<'a> Scheduler<'a> {
                 let d = self.dag.graph[dependent];
                 self.waiting_on[d] -= 1;
                 if self.waiting_on[d] == 0 && self.status[d].is_none() {
-                    self.ready.push_back(d);
+                    self.make_ready(d);
                 }
             }
         } else {

@@ -55,13 +55,26 @@ gr_write() {
 /// [`Op::Upload`] source (read and checked by the executor).
 pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
     Ok(match op {
-        Op::Command { run, creates, unless, changes, env, cwd } => {
+        Op::Command {
+            run,
+            creates,
+            unless,
+            changes,
+            env,
+            cwd,
+        } => {
             let mut script = String::new();
             if let Some(path) = creates {
-                script.push_str(&format!("[ -e {} ] && {{ gr_s=u; return 0; }}\n", quote(path)));
+                script.push_str(&format!(
+                    "[ -e {} ] && {{ gr_s=u; return 0; }}\n",
+                    quote(path)
+                ));
             }
             if let Some(guard) = unless {
-                script.push_str(&format!("( {} ) >/dev/null 2>&1 && {{ gr_s=u; return 0; }}\n", eval(guard)));
+                script.push_str(&format!(
+                    "( {} ) >/dev/null 2>&1 && {{ gr_s=u; return 0; }}\n",
+                    eval(guard)
+                ));
             }
             if *changes {
                 script.push_str("gr_change || return\n");
@@ -77,14 +90,29 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
             script.push_str(&format!("{}\n)", eval(run)));
             script
         }
-        Op::File { path, content, attrs } => format!("{}\ngr_put {}", content_to_temp(content.as_bytes(), "c"), put_args(path, attrs)),
+        Op::File {
+            path,
+            content,
+            attrs,
+        } => format!(
+            "{}\ngr_put {}",
+            content_to_temp(content.as_bytes(), "c"),
+            put_args(path, attrs)
+        ),
         Op::Upload { path, attrs, .. } => {
             let bytes = upload.ok_or("the upload's content was not read")?;
-            format!("{}\ngr_put {}", content_to_temp(bytes, "c"), put_args(path, attrs))
+            format!(
+                "{}\ngr_put {}",
+                content_to_temp(bytes, "c"),
+                put_args(path, attrs)
+            )
         }
         Op::Directory { path, attrs } => {
             let mode = attrs.mode.as_deref().map(stat_mode);
-            let create_mode = mode.as_deref().map(|m| format!(" -m {m}")).unwrap_or_default();
+            let create_mode = mode
+                .as_deref()
+                .map(|m| format!(" -m {m}"))
+                .unwrap_or_default();
             format!(
                 "p={p}\n\
                  if [ -d \"$p\" ]; then gr_attrs \"$p\" {m} {o} {g} || return; [ \"$gr_changed\" = 1 ] || gr_s=u; return 0; fi\n\
@@ -100,7 +128,11 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
             "[ -e {p} ] || [ -L {p} ] || {{ gr_s=u; return 0; }}\ngr_change || return\nrm -rf {p}",
             p = quote(path)
         ),
-        Op::Line { path, line, absent: false } => {
+        Op::Line {
+            path,
+            line,
+            absent: false,
+        } => {
             no_newline("line", line)?;
             format!(
                 "p={p}; l={l}\n\
@@ -113,7 +145,11 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
                 l = quote(line),
             )
         }
-        Op::Line { path, line, absent: true } => {
+        Op::Line {
+            path,
+            line,
+            absent: true,
+        } => {
             no_newline("line", line)?;
             format!(
                 "p={p}; l={l}\n\
@@ -168,7 +204,11 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
             )
         }
         Op::Fetch { path, .. } => format!("cat {}", quote(path)),
-        other => return Err(format!("this graphrun cannot run the op {other:?}: update graphrun")),
+        other => {
+            return Err(format!(
+                "this graphrun cannot run the op {other:?}: update graphrun"
+            ))
+        }
     })
 }
 
@@ -183,11 +223,16 @@ fn eval(run: &Run) -> String {
 fn content_to_temp(bytes: &[u8], name: &str) -> String {
     match std::str::from_utf8(bytes) {
         Ok(text) if !text.contains('\0') => {
-            format!("gr_text={}; printf '%s' \"$gr_text\" >\"$T/{name}\"", quote(text))
+            format!(
+                "gr_text={}; printf '%s' \"$gr_text\" >\"$T/{name}\"",
+                quote(text)
+            )
         }
         _ => {
             let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-            format!("unset gr_text; base64 -d >\"$T/{name}\" <<'GRAPHRUN_B64'\n{encoded}\nGRAPHRUN_B64")
+            format!(
+                "unset gr_text; base64 -d >\"$T/{name}\" <<'GRAPHRUN_B64'\n{encoded}\nGRAPHRUN_B64"
+            )
         }
     }
 }
@@ -202,11 +247,17 @@ fn put_args(path: &str, attrs: &Attrs) -> String {
         .and_then(|m| u32::from_str_radix(m, 8).ok())
         .filter(|m| m & 0o7111 == 0)
         .map(|m| format!("{:04o}", !m & 0o777));
-    [Some(path.to_string()), mode, attrs.owner.clone(), attrs.group.clone(), umask]
-        .iter()
-        .map(|v| quote(v.as_deref().unwrap_or("")))
-        .collect::<Vec<_>>()
-        .join(" ")
+    [
+        Some(path.to_string()),
+        mode,
+        attrs.owner.clone(),
+        attrs.group.clone(),
+        umask,
+    ]
+    .iter()
+    .map(|v| quote(v.as_deref().unwrap_or("")))
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 /// A mode as `stat -c %a` prints it (no leading zeros), the form `gr_attrs` compares.
