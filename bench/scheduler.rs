@@ -29,12 +29,7 @@ fn main() {
         changed: true,
         ..Simulated::default()
     }));
-    let mode = if std::env::var_os("PLAN").is_some() {
-        graphrun::engine::Mode::Plan
-    } else {
-        graphrun::engine::Mode::Apply
-    };
-    let options = RunOptions {
+    let options = RunOptions { parallel: 256, ..RunOptions::default() };
         parallel: 256,
         mode,
         ..RunOptions::default()

@@ -179,7 +179,7 @@ fn apply_changes_things_then_a_second_apply_changes_nothing() {
     let text = stdout(&first);
     assert_eq!(
         text.lines().next(),
-        Some(format!("applying {}: 5 nodes on 1 hosts", site.path().display()).as_str())
+        Some(format!("applying {}: 5 nodes on 1 host", site.path().display()).as_str())
     );
     assert_eq!(
         human_statuses(&first),

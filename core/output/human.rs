@@ -85,9 +85,12 @@ impl Reporter for Human {
                     "applying"
                 };
                 let total: usize = hosts.values().sum();
+                let plural =
+                    |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
                 inner.line(&format!(
-                    "{verb} {playbook}: {total} nodes on {} hosts",
-                    hosts.len()
+                    "{verb} {playbook}: {} on {}",
+                    plural(total, "node"),
+                    plural(hosts.len(), "host")
                 ));
                 if let Some(bars) = inner.bars.clone() {
                     let style = ProgressStyle::with_template(
