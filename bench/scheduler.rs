@@ -29,9 +29,8 @@ fn main() {
         changed: true,
         ..Simulated::default()
     }));
-    let options = RunOptions { parallel: 256, ..RunOptions::default() };
+    let options = RunOptions {
         parallel: 256,
-        mode,
         ..RunOptions::default()
     };
     let summary = runtime
