@@ -745,7 +745,7 @@ needs = ["slow"]
 run = "true"
 "#,
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_graphrun"))
+    let child = Command::new(env!("CARGO_BIN_EXE_graphrun"))
         .args(["apply", "--output", "json"])
         .arg(site.path())
         .stdout(std::process::Stdio::piped())
