@@ -11,6 +11,10 @@ pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    // `{{ vars.path | quote }}` puts a value into shell text (a command's `run`) as one word.
+    env.add_filter("quote", |value: String| {
+        graphrun_plugin_api::shell::quote(&value)
+    });
     env
 }
 
@@ -95,4 +99,36 @@ pub fn describe(err: &minijinja::Error) -> String {
         cause = inner.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quote_filter_makes_one_shell_word() {
+        let env = environment();
+        let context =
+            minijinja::context! { vars => minijinja::context! { name => "a b'; rm -rf / #" } };
+        let text = env
+            .render_str("touch {{ vars.name | quote }}", &context)
+            .unwrap();
+        assert_eq!(text, r#"touch 'a b'\''; rm -rf / #'"#);
+    }
+
+    #[test]
+    fn undefined_names_are_errors() {
+        let env = environment();
+        let err = env
+            .render_str(
+                "{{ vars.missing }}",
+                minijinja::context! { vars => minijinja::context! {} },
+            )
+            .unwrap_err();
+        assert!(
+            describe(&err).starts_with("undefined value"),
+            "{}",
+            describe(&err)
+        );
+    }
 }
