@@ -58,11 +58,12 @@ impl Site {
         self.file.dir.path().join(".graphrun/playbook")
     }
 
-    /// Every run log under `.graphrun/playbook/runs/`.
+    /// Every run log under `.graphrun/playbook/runs/<run>/`.
     fn run_logs(&self) -> Vec<PathBuf> {
         let runs = self.data_dir().join("runs");
         let mut logs: Vec<PathBuf> = std::fs::read_dir(runs)
             .expect("runs folder")
+            .flat_map(|run| std::fs::read_dir(run.unwrap().path()).unwrap())
             .map(|f| f.unwrap().path())
             .collect();
         logs.sort();
@@ -418,7 +419,7 @@ fn state_and_logs_are_private() {
     assert_eq!(mode_of(&site.data_dir()), 0o700);
     let logs = site.run_logs();
     assert_eq!(logs.len(), 1, "{logs:?}");
-    assert_eq!(logs[0].extension().unwrap(), "log");
+    assert_eq!(logs[0].file_name().unwrap(), "ops.log");
     assert_eq!(mode_of(&logs[0]), 0o600);
     assert_eq!(mode_of(logs[0].parent().unwrap()), 0o700);
     let state: Value =

@@ -185,7 +185,7 @@ impl RunContext {
     }
 }
 
-/// Per-run log: `.graphrun/<playbook>/runs/<run id>.log`, every op of every node with its
+/// Per-run log: `.graphrun/<playbook>/runs/<run id>/ops.log`, every op of every node with its
 /// output, secrets redacted. One file per run keeps large runs cheap (no file per host).
 struct RunLog {
     file: Mutex<std::io::BufWriter<std::fs::File>>,
@@ -264,10 +264,10 @@ pub async fn execute(
         .to_string()
         .replace(':', "-");
     let log = if options.mode == Mode::Apply {
-        let dir = data_dir.join("runs");
+        let dir = data_dir.join("runs").join(&run_id);
         state::private_dir(&dir)
             .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
-        let path = dir.join(format!("{run_id}.log"));
+        let path = dir.join("ops.log");
         Some(
             RunLog::create(&path)
                 .map_err(|err| format!("cannot create {}: {err}", path.display()))?,
