@@ -5,6 +5,8 @@ pub mod events;
 mod node;
 pub mod redact;
 pub mod run;
+mod run_log;
+mod scheduler;
 pub mod state;
 
 pub use dag::{Dag, Selection};

@@ -1,24 +1,20 @@
-//! The scheduler: walks the DAG, starting each node as soon as everything it needs is done.
-//!
-//! Nodes are scheduled by counting unfinished needs (not by one fixed topological order), so
-//! every host moves on at its own pace. A failed node blocks only its dependents.
+//! One run: what nodes share (the run context), and `execute`, which sets a run up, lets the
+//! scheduler walk the DAG, and closes it (sessions, logs, state, the final event).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use petgraph::graph::NodeIndex;
-use petgraph::Direction;
 use tokio::sync::OnceCell;
-use tokio::task::JoinSet;
 
 use super::dag::{Dag, Selection};
 use super::events::{Event, Mode, NodeStatus, Recap, Reporter};
-use super::node::{self, Outcome};
+use super::node;
 use super::redact::Redactor;
+use super::run_log::RunLog;
+use super::scheduler::Scheduler;
 use super::state::{self, NodeRecord, StateStore};
 use crate::playbook::{template, Playbook};
 use crate::plugins::Registry;
@@ -91,7 +87,7 @@ pub struct RunContext {
     /// Per step, every step it waits for, directly or not.
     ancestors: Vec<Vec<usize>>,
     host_infos: HashMap<String, HostInfo>,
-    state: Mutex<StateStore>,
+    pub(super) state: Mutex<StateStore>,
     log: Option<RunLog>,
     data_dir: PathBuf,
 }
@@ -146,7 +142,12 @@ impl RunContext {
     }
 
     /// Keeps a node's outputs for the templates of later nodes (only non-empty ones).
-    fn keep_outputs(&self, step: usize, host: &str, outputs: &BTreeMap<String, serde_json::Value>) {
+    pub(super) fn keep_outputs(
+        &self,
+        step: usize,
+        host: &str,
+        outputs: &BTreeMap<String, serde_json::Value>,
+    ) {
         if outputs.is_empty() {
             return;
         }
@@ -182,66 +183,6 @@ impl RunContext {
         if let Some(log) = &self.log {
             log.write(&self.redactor, node, op, frame, status);
         }
-    }
-}
-
-/// Per-run log: `.graphrun/<playbook>/runs/<run id>/ops.log`, every op of every node with its
-/// output, secrets redacted. One file per run keeps large runs cheap (no file per host).
-struct RunLog {
-    file: Mutex<std::io::BufWriter<std::fs::File>>,
-}
-
-impl RunLog {
-    fn create(path: &std::path::Path) -> std::io::Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)?;
-        Ok(RunLog {
-            file: Mutex::new(std::io::BufWriter::new(file)),
-        })
-    }
-
-    fn write(
-        &self,
-        redactor: &Redactor,
-        node: &str,
-        op: &Op,
-        frame: &Frame,
-        status: super::events::OpStatus,
-    ) {
-        let mut text = format!(
-            "== {} {node} {:?} exit={} :: {}\n",
-            state::now(),
-            status,
-            frame.exit_code.map_or("-".into(), |c| c.to_string()),
-            op.summary()
-        );
-        // A fetched file's content is not log material.
-        let stdout = if matches!(op, Op::Fetch { .. }) {
-            &[][..]
-        } else {
-            &frame.stdout[..]
-        };
-        for (name, bytes) in [("stdout", stdout), ("stderr", &frame.stderr[..])] {
-            if !bytes.is_empty() {
-                text.push_str(&format!(
-                    "-- {name}\n{}\n",
-                    String::from_utf8_lossy(bytes).trim_end()
-                ));
-            }
-        }
-        let _ = self
-            .file
-            .lock()
-            .expect("log lock")
-            .write_all(redactor.redact(&text).as_bytes());
-    }
-
-    fn flush(&self) {
-        let _ = self.file.lock().expect("log lock").flush();
     }
 }
 
@@ -376,303 +317,4 @@ fn ancestors(playbook: &Playbook) -> Vec<Vec<usize>> {
             seen
         })
         .collect()
-}
-
-struct Scheduler<'a> {
-    dag: &'a Dag,
-    cx: &'a Arc<RunContext>,
-    options: &'a RunOptions,
-    waiting_on: Vec<usize>,
-    /// Each node's host, as an index into `ready` and `busy`.
-    host_of: Vec<usize>,
-    /// Ready nodes per host.
-    ready: Vec<VecDeque<usize>>,
-    /// Hosts with ready nodes, in the order they got them (each once).
-    ready_hosts: VecDeque<usize>,
-    /// Nodes running per host.
-    busy: Vec<usize>,
-    /// Hosts with a node running.
-    busy_hosts: usize,
-    status: Vec<Option<NodeStatus>>,
-    started_at: Vec<Option<Instant>>,
-    running: JoinSet<(usize, Outcome)>,
-    stop_launching: bool,
-}
-
-impl<'a> Scheduler<'a> {
-    fn new(dag: &'a Dag, cx: &'a Arc<RunContext>, options: &'a RunOptions) -> Self {
-        let waiting_on: Vec<usize> = dag
-            .graph
-            .node_indices()
-            .map(|ix| {
-                dag.graph
-                    .neighbors_directed(ix, Direction::Incoming)
-                    .count()
-            })
-            .collect();
-        let mut hosts: Vec<&str> = Vec::new();
-        let host_of: Vec<usize> = dag
-            .nodes
-            .iter()
-            .map(|n| match hosts.iter().position(|h| *h == n.host) {
-                Some(index) => index,
-                None => {
-                    hosts.push(&n.host);
-                    hosts.len() - 1
-                }
-            })
-            .collect();
-        let mut scheduler = Scheduler {
-            dag,
-            cx,
-            options,
-            waiting_on,
-            ready: vec![VecDeque::new(); hosts.len()],
-            ready_hosts: VecDeque::new(),
-            busy: vec![0; hosts.len()],
-            busy_hosts: 0,
-            host_of,
-            status: vec![None; dag.nodes.len()],
-            started_at: vec![None; dag.nodes.len()],
-            running: JoinSet::new(),
-            stop_launching: false,
-        };
-        for node in 0..dag.nodes.len() {
-            if scheduler.waiting_on[node] == 0 {
-                scheduler.make_ready(node);
-            }
-        }
-        scheduler
-    }
-
-    fn make_ready(&mut self, node: usize) {
-        let host = self.host_of[node];
-        if self.ready[host].is_empty() {
-            self.ready_hosts.push_back(host);
-        }
-        self.ready[host].push_back(node);
-    }
-
-    /// Starts what may start. `--parallel` bounds the hosts being worked on (like Ansible's
-    /// forks); a busy host takes up to `--per-host` nodes, which pipeline through its shell.
-    /// Counting hosts rather than nodes keeps a slow host's queue from taking the slots of
-    /// the others.
-    fn launch_ready(&mut self) {
-        for _ in 0..self.ready_hosts.len() {
-            if self.stop_launching {
-                return;
-            }
-            let host = self.ready_hosts.pop_front().expect("counted");
-            while let Some(&node) = self.ready[host].front() {
-                let busy = self.busy[host];
-                let allowed = busy < self.options.per_host.max(1)
-                    && (busy > 0 || self.busy_hosts < self.options.parallel.max(1));
-                if !allowed {
-                    break;
-                }
-                self.ready[host].pop_front();
-                if busy == 0 {
-                    self.busy_hosts += 1;
-                }
-                self.busy[host] += 1;
-                self.launch(node);
-            }
-            if !self.ready[host].is_empty() {
-                self.ready_hosts.push_back(host);
-            }
-        }
-    }
-
-    /// Runs until every node has ended or the run is interrupted (returns true then).
-    async fn run(&mut self, interrupt: impl Future<Output = ()>) -> bool {
-        tokio::pin!(interrupt);
-        loop {
-            self.launch_ready();
-            if self.running.is_empty() {
-                return false;
-            }
-            tokio::select! {
-                joined = self.running.join_next() => {
-                    if let Some(Ok((node, outcome))) = joined {
-                        self.finished(node, outcome);
-                    }
-                }
-                _ = &mut interrupt => {
-                    self.running.abort_all();
-                    while self.running.join_next().await.is_some() {}
-                    for node in 0..self.dag.nodes.len() {
-                        if self.started_at[node].is_some() && self.status[node].is_none() {
-                            let outcome = Outcome { status: NodeStatus::Interrupted, error: Some("interrupted (Ctrl-C)".into()), outputs: BTreeMap::new(), input_hash: String::new(), attempts: 1 };
-                            self.finished(node, outcome);
-                        }
-                    }
-                    return true;
-                }
-            }
-        }
-    }
-
-    fn launch(&mut self, node: usize) {
-        let spec = &self.dag.nodes[node];
-        let name = self.dag.name(&self.cx.playbook, node);
-        let cx = self.cx.clone();
-        let (step, host) = (spec.step, spec.host.clone());
-        self.started_at[node] = Some(Instant::now());
-        self.running
-            .spawn(async move { (node, node::run_node(cx, step, host, name).await) });
-    }
-
-    fn finished(&mut self, node: usize, outcome: Outcome) {
-        let host = self.host_of[node];
-        self.busy[host] -= 1;
-        if self.busy[host] == 0 {
-            self.busy_hosts -= 1;
-        }
-        let name = self.dag.name(&self.cx.playbook, node);
-        let spec = &self.dag.nodes[node];
-        let duration = self.started_at[node].map_or(0, |t| t.elapsed().as_millis() as u64);
-        self.status[node] = Some(outcome.status);
-        if outcome.status.is_success() {
-            self.cx
-                .keep_outputs(spec.step, &spec.host, &outcome.outputs);
-        }
-        if self.options.mode == Mode::Apply {
-            let status = if outcome.status == NodeStatus::Done {
-                "ok"
-            } else {
-                outcome.status.word()
-            };
-            let mut store = self.cx.state.lock().expect("state lock");
-            store.record(
-                name.clone(),
-                NodeRecord {
-                    status: status.to_string(),
-                    input_hash: outcome.input_hash.clone(),
-                    finished_at: state::now(),
-                    outputs: self
-                        .cx
-                        .redactor
-                        .redact_json(&serde_json::Value::Object(
-                            outcome.outputs.clone().into_iter().collect(),
-                        ))
-                        .as_object()
-                        .map(|m| m.clone().into_iter().collect())
-                        .unwrap_or_default(),
-                    error: outcome.error.clone(),
-                },
-            );
-            if let Err(err) = store.save_soon() {
-                eprintln!("graphrun: {err}");
-            }
-        }
-        self.cx.reporter.event(&Event::NodeFinished {
-            node: name.clone(),
-            step: self.cx.playbook.steps[spec.step].id.clone(),
-            host: spec.host.clone(),
-            status: outcome.status,
-            duration_ms: duration,
-            attempts: outcome.attempts,
-            error: outcome.error.clone(),
-        });
-        let dependents: Vec<NodeIndex> = self
-            .dag
-            .graph
-            .neighbors_directed(NodeIndex::new(node), Direction::Outgoing)
-            .collect();
-        if outcome.status.is_success() {
-            for dependent in dependents {
-                let d = self.dag.graph[dependent];
-                self.waiting_on[d] -= 1;
-                if self.waiting_on[d] == 0 && self.status[d].is_none() {
-                    self.make_ready(d);
-                }
-            }
-        } else {
-            if self.options.fail_fast {
-                self.stop_launching = true;
-            }
-            if outcome.status != NodeStatus::Interrupted {
-                self.block_descendants(node, &name);
-            }
-        }
-    }
-
-    /// Marks everything downstream of a failed node as blocked, naming the cause.
-    fn block_descendants(&mut self, failed: usize, failed_name: &str) {
-        let mut stack = vec![NodeIndex::new(failed)];
-        while let Some(ix) = stack.pop() {
-            for dependent in self.dag.graph.neighbors_directed(ix, Direction::Outgoing) {
-                let d = self.dag.graph[dependent];
-                if self.status[d].is_none() {
-                    let outcome = Outcome {
-                        status: NodeStatus::Blocked,
-                        error: Some(format!("needs {failed_name}, which did not succeed")),
-                        outputs: BTreeMap::new(),
-                        input_hash: String::new(),
-                        attempts: 0,
-                    };
-                    self.record_unrun(d, outcome);
-                    stack.push(dependent);
-                }
-            }
-        }
-    }
-
-    fn record_unrun(&mut self, node: usize, outcome: Outcome) {
-        let name = self.dag.name(&self.cx.playbook, node);
-        let spec = &self.dag.nodes[node];
-        self.status[node] = Some(outcome.status);
-        self.cx.reporter.event(&Event::NodeFinished {
-            node: name,
-            step: self.cx.playbook.steps[spec.step].id.clone(),
-            host: spec.host.clone(),
-            status: outcome.status,
-            duration_ms: 0,
-            attempts: 0,
-            error: outcome.error,
-        });
-    }
-
-    fn finish(&mut self, interrupted: bool, _started: Instant) -> RunSummary {
-        for node in 0..self.dag.nodes.len() {
-            if self.status[node].is_none() {
-                let reason = if interrupted {
-                    "not started: the run was interrupted"
-                } else {
-                    "not started: --fail-fast stopped the run"
-                };
-                let outcome = Outcome {
-                    status: NodeStatus::Cancelled,
-                    error: Some(reason.into()),
-                    outputs: BTreeMap::new(),
-                    input_hash: String::new(),
-                    attempts: 0,
-                };
-                self.record_unrun(node, outcome);
-            }
-        }
-        let mut recap: BTreeMap<String, Recap> = BTreeMap::new();
-        let mut nodes = BTreeMap::new();
-        for (index, status) in self.status.iter().enumerate() {
-            let status = status.expect("every node has ended");
-            recap
-                .entry(self.dag.nodes[index].host.clone())
-                .or_default()
-                .add(status);
-            nodes.insert(self.dag.name(&self.cx.playbook, index), status);
-        }
-        let failed = nodes.values().any(|s| !s.is_success());
-        let exit_code = if interrupted {
-            130
-        } else if failed {
-            1
-        } else {
-            0
-        };
-        RunSummary {
-            exit_code,
-            recap,
-            nodes,
-        }
-    }
 }
