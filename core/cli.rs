@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::engine::{self, dag, Mode, Reporter, RunOptions, Selection};
-use crate::output::{Human, JsonLines};
+use crate::output::{plural, Human, JsonLines};
 use crate::playbook::{self, Playbook};
 use crate::plugins::Registry;
 use crate::transport::{Connections, Transport};
@@ -132,10 +132,11 @@ async fn dispatch(command: Command) -> i32 {
             Ok(playbook) => {
                 let nodes: usize = playbook.steps.iter().map(|s| s.hosts.len()).sum();
                 println!(
-                    "{}: valid ({} steps, {} hosts, {nodes} nodes)",
+                    "{}: valid ({}, {}, {})",
                     input.playbook.display(),
-                    playbook.steps.len(),
-                    playbook.hosts.len()
+                    plural(playbook.steps.len(), "step"),
+                    plural(playbook.hosts.len(), "host"),
+                    plural(nodes, "node")
                 );
                 0
             }

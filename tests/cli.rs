@@ -308,7 +308,7 @@ fn validate_reports_file_line_and_column() {
     assert_eq!(
         stdout(&output),
         format!(
-            "{}: valid (5 steps, 1 hosts, 5 nodes)\n",
+            "{}: valid (5 steps, 1 host, 5 nodes)\n",
             valid.path().display()
         )
     );

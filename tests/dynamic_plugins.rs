@@ -354,7 +354,7 @@ fn minio_example_playbook_validates() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("valid (2 steps, 1 hosts, 2 nodes)"));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("valid (2 steps, 1 host, 2 nodes)"));
 }
 
 #[test]

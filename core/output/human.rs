@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::plural;
 use crate::engine::{Event, Mode, NodeStatus, OpStatus, Recap, Reporter};
 
 /// Hosts shown with a bar of their own; the rest share one summary bar.
@@ -85,8 +86,6 @@ impl Reporter for Human {
                     "applying"
                 };
                 let total: usize = hosts.values().sum();
-                let plural =
-                    |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
                 inner.line(&format!(
                     "{verb} {playbook}: {} on {}",
                     plural(total, "node"),

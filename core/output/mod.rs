@@ -8,6 +8,11 @@ pub use human::Human;
 
 use crate::engine::{Event, Reporter};
 
+/// `1 host`, `2 hosts`.
+pub fn plural(count: usize, word: &str) -> String {
+    format!("{count} {word}{}", if count == 1 { "" } else { "s" })
+}
+
 /// One JSON object per line on stdout (`--output json`); see the README for the fields.
 pub struct JsonLines;
 
