@@ -123,6 +123,11 @@ pub unsafe fn handle_call(
     len: usize,
     out_len: *mut usize,
 ) -> *mut u8 {
+    // A cdylib carries its own copy of std, hence its own panic hook: keep it quiet, since the
+    // panic message travels back in the response and the engine reports it with the step
+    // (the default hook would print over graphrun's progress display).
+    static QUIET_PANICS: std::sync::Once = std::sync::Once::new();
+    QUIET_PANICS.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     // SAFETY: guaranteed by the caller (the engine passes a live slice).
     let bytes = unsafe { std::slice::from_raw_parts(request, len) };
     let response = catch_unwind(AssertUnwindSafe(|| {
