@@ -738,7 +738,7 @@ creates = "{{ vars.root }}/quick"
 [steps.slow]
 plugin = "command"
 needs = ["quick"]
-run = "sleep 97.25"
+run = "touch {{ vars.root }}/slow-started; sleep 97.25"
 
 [steps.after]
 plugin = "command"
@@ -754,14 +754,13 @@ run = "true"
         .unwrap();
     // Wait until the slow step runs, then press Ctrl-C.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !site.exists("quick") {
+    while !site.exists("slow-started") {
         assert!(
             std::time::Instant::now() < deadline,
             "the run did not start"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    std::thread::sleep(std::time::Duration::from_millis(300));
     let started = std::time::Instant::now();
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])
