@@ -271,7 +271,7 @@ pub async fn execute(
     }
     let mut scheduler = Scheduler::new(&dag, &cx, &options);
     let interrupted = scheduler.run(interrupt).await;
-    let summary = scheduler.finish(interrupted, started);
+    let summary = scheduler.finish(interrupted);
     cx.connections.close(interrupted).await;
     if let Some(log) = &cx.log {
         log.flush();

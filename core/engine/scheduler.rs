@@ -273,7 +273,7 @@ impl<'a> Scheduler<'a> {
         });
     }
 
-    pub(super) fn finish(&mut self, interrupted: bool, _started: Instant) -> RunSummary {
+    pub(super) fn finish(&mut self, interrupted: bool) -> RunSummary {
         for node in 0..self.dag.nodes.len() {
             if self.status[node].is_none() {
                 let reason = if interrupted {
