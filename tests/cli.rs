@@ -793,3 +793,42 @@ run = "true"
         .collect();
     assert_eq!(finished[0]["status"], "cancelled");
 }
+
+#[test]
+fn a_timeout_resets_the_hosts_shell_without_failing_the_steps_queued_behind_it() {
+    let site = Site::new(
+        r#"
+[steps.hang]
+plugin = "command"
+run = "sleep 30"
+timeout = "1s"
+
+[steps.after]
+plugin = "command"
+run = "touch {{ vars.root }}/after"
+creates = "{{ vars.root }}/after"
+"#,
+    );
+    // Which of the two is written to the shell first varies; across a few runs `after` is
+    // queued behind `hang` (and re-run after the reset) at least once with high probability.
+    for _ in 0..4 {
+        let _ = std::fs::remove_file(site.file.dir.path().join("after"));
+        let output = site.run("apply", &["--fresh", "--output", "json"]);
+        assert_eq!(exit_code(&output), 1);
+        let finished: BTreeMap<String, Value> = stdout(&output)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["event"] == "node_finished")
+            .map(|e| (e["node"].as_str().unwrap().to_string(), e))
+            .collect();
+        assert_eq!(finished["hang@control"]["status"], "failed");
+        assert_eq!(finished["hang@control"]["error"], "timed out after 1s");
+        assert_eq!(
+            finished["after@control"]["status"], "changed",
+            "{:?}",
+            finished["after@control"]
+        );
+        assert_eq!(finished["after@control"]["attempts"], 1);
+        assert!(site.exists("after"));
+    }
+}

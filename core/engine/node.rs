@@ -116,6 +116,7 @@ pub async fn run_node(
         playbook_dir: cx.playbook.dir().display().to_string(),
     };
     let mut attempt = 0;
+    let mut resets = 0;
     loop {
         attempt += 1;
         cx.reporter.event(&Event::NodeStarted {
@@ -130,11 +131,9 @@ pub async fn run_node(
                 Ok(result) => result,
                 Err(_) => {
                     let reason = format!("timed out after {}", humantime::format_duration(limit));
-                    if let Ok(session) = cx.connections.session(&host).await {
-                        // The op may still run on the host: drop the shell so nothing else queues behind it.
-                        session.kill(&reason);
-                    }
-                    Err((NodeStatus::Failed, reason))
+                    // The op may still run on the host: drop the shell so nothing else queues behind it.
+                    cx.connections.kill_session(&host, &reason).await;
+                    Err(Failure::Node(NodeStatus::Failed, reason))
                 }
             },
             None => run.await,
@@ -149,7 +148,27 @@ pub async fn run_node(
                     attempts: attempt,
                 }
             }
-            Err((status, error)) if attempt > step.retries || status == NodeStatus::Interrupted => {
+            // Another node's timeout reset the host's shell under this one: run it again on a
+            // fresh session; that is not this node's failure, so it is no attempt of its own.
+            Err(Failure::Reset) if resets < MAX_RESETS => {
+                resets += 1;
+                attempt -= 1;
+            }
+            Err(Failure::Reset) => {
+                return Outcome {
+                    status: NodeStatus::Unreachable,
+                    error: Some(
+                        "the host's session was reset again and again by timeouts of other steps"
+                            .into(),
+                    ),
+                    outputs: BTreeMap::new(),
+                    input_hash,
+                    attempts: attempt,
+                };
+            }
+            Err(Failure::Node(status, error))
+                if attempt > step.retries || status == NodeStatus::Interrupted =>
+            {
                 return Outcome {
                     status,
                     error: Some(cx.redactor.redact(&error)),
@@ -158,13 +177,29 @@ pub async fn run_node(
                     attempts: attempt,
                 };
             }
-            Err(_) => tokio::time::sleep(step.retry_delay).await,
+            Err(Failure::Node(..)) => tokio::time::sleep(step.retry_delay).await,
         }
     }
 }
 
-type AttemptResult =
-    Result<(NodeStatus, BTreeMap<String, serde_json::Value>), (NodeStatus, String)>;
+/// Why an attempt did not succeed.
+enum Failure {
+    /// The node failed (or its host could not be reached).
+    Node(NodeStatus, String),
+    /// The host's shell was killed under the node because another node timed out.
+    Reset,
+}
+
+impl From<(NodeStatus, String)> for Failure {
+    fn from((status, message): (NodeStatus, String)) -> Self {
+        Failure::Node(status, message)
+    }
+}
+
+/// How often a node is re-run after resets before it gives up.
+const MAX_RESETS: u32 = 3;
+
+type AttemptResult = Result<(NodeStatus, BTreeMap<String, serde_json::Value>), Failure>;
 
 async fn attempt_once(
     cx: &RunContext,
@@ -205,7 +240,7 @@ async fn attempt_once(
                 request.probes.extend(run_probes(&session, &probes).await?);
             }
             PlanResponse::Probe { .. } => {
-                return Err((
+                return Err(Failure::Node(
                     NodeStatus::Failed,
                     format!("plugin `{}` kept asking for probes", names.step.plugin),
                 ));
@@ -244,7 +279,7 @@ async fn attempt_once(
             OpStatus::Failed => {
                 let code = frame.exit_code.unwrap_or(-1);
                 let stderr = failed_stderr.unwrap_or_default();
-                return Err((
+                return Err(Failure::Node(
                     NodeStatus::Failed,
                     match stderr.trim() {
                         "" => format!("`{}` exited with {code}", cx.redactor.redact(&op.summary())),
@@ -272,14 +307,15 @@ async fn attempt_once(
     Ok((node_status, plan.outputs))
 }
 
-/// How a transport error ends a node.
-fn node_failure(err: RunError) -> (NodeStatus, String) {
+/// How a transport error ends an attempt.
+fn node_failure(err: RunError) -> Failure {
     match err {
-        RunError::Invalid(message) => (NodeStatus::Failed, message),
-        RunError::Unreachable(message) => (
+        RunError::Invalid(message) => Failure::Node(NodeStatus::Failed, message),
+        RunError::Unreachable(message) => Failure::Node(
             NodeStatus::Unreachable,
             format!("connection lost: {message}"),
         ),
+        RunError::Reset => Failure::Reset,
     }
 }
 
@@ -298,7 +334,7 @@ fn op_status(op: &Op, frame: &Frame) -> OpStatus {
 async fn run_probes(
     session: &Session,
     probes: &[Probe],
-) -> Result<BTreeMap<String, ProbeResult>, (NodeStatus, String)> {
+) -> Result<BTreeMap<String, ProbeResult>, Failure> {
     let ops: Vec<Op> = probes
         .iter()
         .map(|probe| {

@@ -39,6 +39,9 @@ pub enum RunError {
     Invalid(String),
     /// The connection failed or was lost.
     Unreachable(String),
+    /// graphrun itself killed the session (another node on the host timed out); running the
+    /// ops again on a new session is safe.
+    Reset,
 }
 
 impl Session {
@@ -58,10 +61,13 @@ impl Session {
                     .map(|(i, op)| script::compile(op, uploads.get(&i).map(Vec::as_slice)))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(RunError::Invalid)?;
-                session
-                    .run(&snippets, check_mode)
-                    .await
-                    .map_err(RunError::Unreachable)
+                session.run(&snippets, check_mode).await.map_err(|message| {
+                    if session.was_reset() {
+                        RunError::Reset
+                    } else {
+                        RunError::Unreachable(message)
+                    }
+                })
             }
             Session::Memory(session) => Ok(session.run(ops, check_mode).await),
         }
@@ -184,6 +190,16 @@ impl Connections {
             });
         }
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// Kills the host's open session, if it has one (after a timeout its state is unknown);
+    /// the next node of that host connects again. Never opens a connection.
+    pub async fn kill_session(&self, host: &str, reason: &str) {
+        if let Some(slot) = self.slots.get(host) {
+            if let Some(session) = slot.state.lock().await.session.take() {
+                session.kill(reason);
+            }
+        }
     }
 
     /// Ends every session, all at once: shells get end-of-input and exit after cleaning up

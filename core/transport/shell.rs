@@ -44,6 +44,7 @@ pub struct ShellSession {
     child: Mutex<Child>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     marker: String,
+    reset: std::sync::atomic::AtomicBool,
 }
 
 impl ShellSession {
@@ -97,6 +98,7 @@ impl ShellSession {
                     child: Mutex::new(child),
                     stderr_tail,
                     marker,
+                    reset: Default::default(),
                 };
                 session.start_reader(stdout, rest);
                 return Ok(session);
@@ -158,8 +160,14 @@ impl ShellSession {
 
     /// Kills the shell (after a timeout its state is unknown); pending requests fail.
     pub fn kill(&self, reason: &str) {
+        self.reset.store(true, std::sync::atomic::Ordering::SeqCst);
         self.fail(reason.to_string());
         kill_group(&mut self.child.lock().expect("child lock"));
+    }
+
+    /// Whether graphrun killed the shell (as opposed to the host or network dropping it).
+    pub fn was_reset(&self) -> bool {
+        self.reset.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether the shell is gone.

@@ -317,3 +317,30 @@ async fn a_dead_shell_fails_requests_instead_of_hanging() {
     let snippet = super::script::compile(&Op::check(Run::Shell("true".into())), None).unwrap();
     assert!(session.run(&[snippet], false).await.is_err());
 }
+
+#[tokio::test]
+async fn a_killed_session_fails_queued_batches_as_reset() {
+    let session = std::sync::Arc::new(shell().await);
+    let hang = super::script::compile(&Op::check(Run::Shell("sleep 30".into())), None).unwrap();
+    let quick = super::script::compile(&Op::check(Run::Shell("true".into())), None).unwrap();
+    let first = {
+        let session = session.clone();
+        tokio::spawn(async move { session.run(&[hang], false).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let second = {
+        let session = session.clone();
+        tokio::spawn(async move { session.run(&[quick], false).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    session.kill("timed out after 1s");
+    assert!(first.await.unwrap().is_err());
+    assert!(
+        second.await.unwrap().is_err(),
+        "the batch queued behind is not answered"
+    );
+    assert!(
+        session.was_reset(),
+        "graphrun's own kill is told apart from a lost connection"
+    );
+}
