@@ -81,11 +81,17 @@ impl Lab {
     }
 
     fn graphrun(&self, args: &[&str], playbook: &Path) -> Output {
+        self.graphrun_with_env(args, playbook, &[])
+    }
+
+    /// `graphrun ARGS PLAYBOOK --inventory …` with extra environment variables (secrets).
+    fn graphrun_with_env(&self, args: &[&str], playbook: &Path, env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_graphrun"))
             .args(args)
             .arg(playbook)
             .arg("--inventory")
             .arg(&self.inventory)
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     }
@@ -343,14 +349,11 @@ fn sudo_without_a_password_fails_at_once_and_with_one_it_works() {
         ),
     )
     .unwrap();
-    let accepted = Command::new(env!("CARGO_BIN_EXE_graphrun"))
-        .args(["apply", "--fresh", "--output", "json"])
-        .arg(&playbook)
-        .arg("--inventory")
-        .arg(&lab.inventory)
-        .env("GR_LAB_SUDO", &password)
-        .output()
-        .unwrap();
+    let accepted = lab.graphrun_with_env(
+        &["apply", "--fresh", "--output", "json"],
+        &playbook,
+        &[("GR_LAB_SUDO", &password)],
+    );
     assert_eq!(
         accepted.status.code(),
         Some(0),
@@ -577,21 +580,10 @@ service = "none"
             library = library.display()
         ),
     );
-    let apply = |fresh: bool| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_graphrun"));
-        command.args(["apply", "--output", "json"]);
-        if fresh {
-            command.arg("--fresh");
-        }
-        command
-            .arg(&playbook)
-            .arg("--inventory")
-            .arg(&lab.inventory)
-            .env("GR_MINIO_PASSWORD", "s3cr3t-lab-pw")
-            .output()
-            .unwrap()
+    let apply = |args: &[&str]| {
+        lab.graphrun_with_env(args, &playbook, &[("GR_MINIO_PASSWORD", "s3cr3t-lab-pw")])
     };
-    let first = apply(true);
+    let first = apply(&["apply", "--fresh", "--output", "json"]);
     assert_eq!(
         first.status.code(),
         Some(0),
@@ -603,7 +595,7 @@ service = "none"
         lab.ssh("h3", "id -un minio-user; stat -c '%U %a' /var/lib/minio /etc/default/minio /usr/local/bin/minio; grep -c s3cr3t-lab-pw /etc/default/minio"),
         "minio-user\nminio-user 750\nroot 600\nroot 755\n1\n"
     );
-    let second = apply(false);
+    let second = apply(&["apply", "--output", "json"]);
     assert_eq!(
         statuses(&second)["minio@h3"],
         "ok",
