@@ -29,7 +29,7 @@ impl Plugin for FilePlugin {
         PluginInfo {
             name: "file".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            summary: "Manages a file's content, a line in it, a regex rewrite, or a directory"
+            summary: "Manages a file (content, or a local file to upload), a line in it, a regex rewrite, or a directory"
                 .into(),
             params,
             outputs: vec![],
