@@ -146,6 +146,26 @@ mod tests {
     }
 
     #[test]
+    fn a_local_source_is_an_upload_with_its_checksum() {
+        assert_eq!(
+            op(json!({"path": "/usr/local/bin/rke", "source": "files/rke", "sha256": "ab12", "mode": "0755"})).unwrap(),
+            Op::Upload {
+                source: "files/rke".into(),
+                path: "/usr/local/bin/rke".into(),
+                sha256: Some("ab12".into()),
+                attrs: graphrun_plugin_api::Attrs { mode: Some("0755".into()), ..Default::default() },
+            }
+        );
+        assert_eq!(
+            op(json!({"path": "/a", "line": "x", "sha256": "ab12"}))
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("sha256")
+        );
+    }
+
+    #[test]
     fn conflicting_or_missing_modes_are_errors() {
         let both = op(json!({"path": "/a", "line": "x", "content": "y"})).unwrap_err();
         assert_eq!(both.param.as_deref(), Some("line"));
