@@ -266,7 +266,8 @@ pub async fn execute(
     });
     {
         let connections = connections.clone();
-        let parallel = options.parallel.max(used_hosts.len().min(64));
+        // Handshakes in parallel up to `--parallel` (the user's bound on hosts at once), at most 64.
+        let parallel = options.parallel.clamp(1, 64);
         tokio::spawn(async move { connections.warm_up(parallel).await });
     }
     let mut scheduler = Scheduler::new(&dag, &cx, &options);
