@@ -36,7 +36,8 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn early(status: NodeStatus, error: Option<String>) -> Self {
+    /// An outcome decided before any attempt ran (skipped, blocked, not reachable…).
+    pub(super) fn early(status: NodeStatus, error: Option<String>) -> Self {
         Outcome {
             status,
             error,
@@ -155,12 +156,11 @@ pub async fn run_node(
                 attempt -= 1;
             }
             Err(Failure::Reset) => {
+                let error =
+                    "the host's session was reset again and again by timeouts of other steps";
                 return Outcome {
                     status: NodeStatus::Unreachable,
-                    error: Some(
-                        "the host's session was reset again and again by timeouts of other steps"
-                            .into(),
-                    ),
+                    error: Some(error.into()),
                     outputs: BTreeMap::new(),
                     input_hash,
                     attempts: attempt,
@@ -265,12 +265,13 @@ async fn attempt_once(
         cx.log_op(names.node, op, frame, status);
         let failed_stderr =
             (status == OpStatus::Failed).then(|| cx.redactor.redact(&tail(&frame.stderr)));
+        let summary = cx.redactor.redact(&op.summary());
         cx.reporter.event(&Event::OpFinished {
             node: names.node.to_string(),
             step: names.step.id.clone(),
             host: names.host.to_string(),
             index,
-            op: cx.redactor.redact(&op.summary()),
+            op: summary.clone(),
             status,
             exit_code: frame.exit_code,
             stderr: failed_stderr.clone(),
@@ -282,11 +283,8 @@ async fn attempt_once(
                 return Err(Failure::Node(
                     NodeStatus::Failed,
                     match stderr.trim() {
-                        "" => format!("`{}` exited with {code}", cx.redactor.redact(&op.summary())),
-                        text => format!(
-                            "`{}` exited with {code}: {text}",
-                            cx.redactor.redact(&op.summary())
-                        ),
+                        "" => format!("`{summary}` exited with {code}"),
+                        text => format!("`{summary}` exited with {code}: {text}"),
                     },
                 ));
             }

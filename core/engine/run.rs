@@ -296,26 +296,14 @@ pub async fn execute(
 
 /// Per step, the indexes of every step it waits for, directly or not.
 fn ancestors(playbook: &Playbook) -> Vec<Vec<usize>> {
-    let index = |id: &str| {
-        playbook
-            .steps
-            .iter()
-            .position(|s| s.id == id)
-            .expect("needs are validated")
-    };
     playbook
         .steps
         .iter()
         .map(|step| {
-            let mut seen: Vec<usize> = Vec::new();
-            let mut stack: Vec<usize> = step.needs.iter().map(|n| index(n)).collect();
-            while let Some(need) = stack.pop() {
-                if !seen.contains(&need) {
-                    seen.push(need);
-                    stack.extend(playbook.steps[need].needs.iter().map(|n| index(n)));
-                }
-            }
-            seen
+            crate::playbook::ancestors(step, &playbook.steps)
+                .into_iter()
+                .filter_map(|id| playbook.steps.iter().position(|s| s.id == id))
+                .collect()
         })
         .collect()
 }

@@ -142,8 +142,8 @@ impl<'a> Scheduler<'a> {
                     while self.running.join_next().await.is_some() {}
                     for node in 0..self.dag.nodes.len() {
                         if self.started_at[node].is_some() && self.status[node].is_none() {
-                            let outcome = Outcome { status: NodeStatus::Interrupted, error: Some("interrupted (Ctrl-C)".into()), outputs: BTreeMap::new(), input_hash: String::new(), attempts: 1 };
-                            self.finished(node, outcome);
+                            let outcome = Outcome::early(NodeStatus::Interrupted, Some("interrupted (Ctrl-C)".into()));
+                            self.finished(node, Outcome { attempts: 1, ..outcome });
                         }
                     }
                     return true;
@@ -189,15 +189,11 @@ impl<'a> Scheduler<'a> {
                     status: status.to_string(),
                     input_hash: outcome.input_hash.clone(),
                     finished_at: state::now(),
-                    outputs: self
-                        .cx
-                        .redactor
-                        .redact_json(&serde_json::Value::Object(
-                            outcome.outputs.clone().into_iter().collect(),
-                        ))
-                        .as_object()
-                        .map(|m| m.clone().into_iter().collect())
-                        .unwrap_or_default(),
+                    outputs: outcome
+                        .outputs
+                        .iter()
+                        .map(|(name, value)| (name.clone(), self.cx.redactor.redact_json(value)))
+                        .collect(),
                     error: outcome.error.clone(),
                 },
             );
@@ -205,15 +201,13 @@ impl<'a> Scheduler<'a> {
                 eprintln!("graphrun: {err}");
             }
         }
-        self.cx.reporter.event(&Event::NodeFinished {
-            node: name.clone(),
-            step: self.cx.playbook.steps[spec.step].id.clone(),
-            host: spec.host.clone(),
-            status: outcome.status,
-            duration_ms: duration,
-            attempts: outcome.attempts,
-            error: outcome.error.clone(),
-        });
+        self.announce(
+            node,
+            outcome.status,
+            duration,
+            outcome.attempts,
+            outcome.error.clone(),
+        );
         let dependents: Vec<NodeIndex> = self
             .dag
             .graph
@@ -244,32 +238,40 @@ impl<'a> Scheduler<'a> {
             for dependent in self.dag.graph.neighbors_directed(ix, Direction::Outgoing) {
                 let d = self.dag.graph[dependent];
                 if self.status[d].is_none() {
-                    let outcome = Outcome {
-                        status: NodeStatus::Blocked,
-                        error: Some(format!("needs {failed_name}, which did not succeed")),
-                        outputs: BTreeMap::new(),
-                        input_hash: String::new(),
-                        attempts: 0,
-                    };
-                    self.record_unrun(d, outcome);
+                    self.record_unrun(
+                        d,
+                        NodeStatus::Blocked,
+                        format!("needs {failed_name}, which did not succeed"),
+                    );
                     stack.push(dependent);
                 }
             }
         }
     }
 
-    fn record_unrun(&mut self, node: usize, outcome: Outcome) {
-        let name = self.dag.name(&self.cx.playbook, node);
+    /// Ends a node that never ran.
+    fn record_unrun(&mut self, node: usize, status: NodeStatus, reason: String) {
+        self.status[node] = Some(status);
+        self.announce(node, status, 0, 0, Some(reason));
+    }
+
+    fn announce(
+        &self,
+        node: usize,
+        status: NodeStatus,
+        duration_ms: u64,
+        attempts: u32,
+        error: Option<String>,
+    ) {
         let spec = &self.dag.nodes[node];
-        self.status[node] = Some(outcome.status);
         self.cx.reporter.event(&Event::NodeFinished {
-            node: name,
+            node: self.dag.name(&self.cx.playbook, node),
             step: self.cx.playbook.steps[spec.step].id.clone(),
             host: spec.host.clone(),
-            status: outcome.status,
-            duration_ms: 0,
-            attempts: 0,
-            error: outcome.error,
+            status,
+            duration_ms,
+            attempts,
+            error,
         });
     }
 
@@ -281,14 +283,7 @@ impl<'a> Scheduler<'a> {
                 } else {
                     "not started: --fail-fast stopped the run"
                 };
-                let outcome = Outcome {
-                    status: NodeStatus::Cancelled,
-                    error: Some(reason.into()),
-                    outputs: BTreeMap::new(),
-                    input_hash: String::new(),
-                    attempts: 0,
-                };
-                self.record_unrun(node, outcome);
+                self.record_unrun(node, NodeStatus::Cancelled, reason.into());
             }
         }
         let mut recap: BTreeMap<String, Recap> = BTreeMap::new();

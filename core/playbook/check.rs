@@ -165,20 +165,6 @@ fn check_same_host_needs(
     diagnostics
 }
 
-/// Every step this one waits for, directly or not.
-fn ancestors<'a>(step: &'a Step, steps: &'a [Step]) -> BTreeSet<&'a str> {
-    let mut seen = BTreeSet::new();
-    let mut stack: Vec<&str> = step.needs.iter().map(String::as_str).collect();
-    while let Some(id) = stack.pop() {
-        if seen.insert(id) {
-            if let Some(need) = steps.iter().find(|s| s.id == id) {
-                stack.extend(need.needs.iter().map(String::as_str));
-            }
-        }
-    }
-    seen
-}
-
 fn check_templates(
     source: &Arc<Source>,
     step: &Step,
@@ -198,7 +184,7 @@ fn check_templates(
             });
         }
     }
-    let waited_for = ancestors(step, steps);
+    let waited_for = super::ancestors(step, steps);
     let mut diagnostics = Vec::new();
     for (text, text_span, expression) in texts {
         if !expression && !graphrun_plugin_api::params::is_template(text) {

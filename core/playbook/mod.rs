@@ -6,7 +6,7 @@ pub mod diagnostic;
 mod load;
 pub mod template;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,6 +56,20 @@ impl Playbook {
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }
+}
+
+/// The ids of every step `step` waits for, directly or through other steps.
+pub fn ancestors<'a>(step: &'a Step, steps: &'a [Step]) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<&str> = step.needs.iter().map(String::as_str).collect();
+    while let Some(id) = stack.pop() {
+        if seen.insert(id) {
+            if let Some(need) = steps.iter().find(|s| s.id == id) {
+                stack.extend(need.needs.iter().map(String::as_str));
+            }
+        }
+    }
+    seen
 }
 
 /// A server (or the control machine itself).
