@@ -59,6 +59,14 @@ fn lab() -> Option<Lab> {
     })
 }
 
+/// The lab host's address: `GRAPHRUN_LAB_NET` (from `lab.sh env`) is its subnet's first three
+/// octets, so tests run against any lab instance (`GRAPHRUN_LAB_ID`).
+fn lab_ip(host: &str) -> String {
+    let net = std::env::var("GRAPHRUN_LAB_NET").unwrap_or_else(|_| "10.77.0".into());
+    let n: u32 = host[1..].parse().expect("lab hosts are named hN");
+    format!("{net}.{}", 10 + n)
+}
+
 fn lab_script(args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh");
     let output = Command::new("bash")
@@ -98,7 +106,7 @@ impl Lab {
 
     /// Runs a command on a lab host as root, outside graphrun.
     fn ssh(&self, host: &str, command: &str) -> String {
-        let address = format!("10.77.0.1{}", &host[1..]);
+        let address = lab_ip(host);
         let output = Command::new("ssh")
             .args(["-i", &self.lab_dir.join("id_ed25519").display().to_string()])
             .args([
@@ -312,11 +320,14 @@ fn a_changed_host_key_is_refused_with_a_clear_message() {
     let refused = lab.graphrun(&["apply", "--fresh"], &playbook);
     assert_eq!(refused.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&refused.stdout);
+    let h1 = lab_ip("h1");
     assert!(
-        stdout.contains("host key of 10.77.0.11 has CHANGED; refusing to connect"),
+        stdout.contains(&format!(
+            "host key of {h1} has CHANGED; refusing to connect"
+        )),
         "{stdout}"
     );
-    assert!(stdout.contains("ssh-keygen -R 10.77.0.11"), "{stdout}");
+    assert!(stdout.contains(&format!("ssh-keygen -R {h1}")), "{stdout}");
 }
 
 #[test]
@@ -427,10 +438,10 @@ fn many_first_connections_record_well_formed_host_keys() {
     let known = std::fs::read_to_string(&known_hosts).unwrap();
     assert_eq!(known.lines().count(), 3, "{known}");
     assert!(known.lines().all(|l| l.split(' ').count() == 3), "{known}");
-    for address in ["10.77.0.11", "10.77.0.12", "10.77.0.13"] {
+    for address in ["h1", "h2", "h3"].map(lab_ip) {
         // Names may be hashed (Debian's default HashKnownHosts): ask ssh-keygen.
         let found = Command::new("ssh-keygen")
-            .args(["-F", address, "-f"])
+            .args(["-F", &address, "-f"])
             .arg(&known_hosts)
             .output()
             .unwrap();
@@ -443,7 +454,7 @@ fn a_jump_host_carries_the_connection() {
     let Some(lab) = lab() else { return };
     let text = std::fs::read_to_string(&lab.inventory).unwrap().replace(
         "[hosts.h2]\n",
-        "[hosts.h2]\njump = \"root@10.77.0.11:22\"\n",
+        &format!("[hosts.h2]\njump = \"root@{}:22\"\n", lab_ip("h1")),
     );
     std::fs::write(&lab.inventory, text).unwrap();
     let id = run_id();
@@ -461,7 +472,7 @@ fn a_jump_host_carries_the_connection() {
     );
     let client = lab.ssh("h2", &format!("cat /tmp/gr-{id}-client"));
     assert!(
-        client.starts_with("10.77.0.11 "),
+        client.starts_with(&format!("{} ", lab_ip("h1"))),
         "h2 was reached from {client:?}, not through h1"
     );
 }

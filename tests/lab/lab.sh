@@ -6,7 +6,12 @@
 #   lab.sh up N | down | stop hN | start hN | partition hN | heal hN
 #   lab.sh rekey hN | status | env
 #
-# Layout (STATE = ${GRAPHRUN_LAB_DIR:-/var/tmp/graphrun-lab}):
+# Several labs can run side by side: GRAPHRUN_LAB_ID=K (0..9, default 0) gives
+# lab K its own subnet 10.77.K.0/24, interface/netns names, nft table and state
+# dir, so independent test runs never touch each other's hosts.
+#
+# Layout (STATE = /var/tmp/graphrun-lab[-K]; `env` exports it as GRAPHRUN_LAB_DIR for tests,
+# but lab.sh itself goes by the ID alone, so an exported dir never points lab K at another's):
 #   /var/cache/graphrun-lab/base   debootstrapped root fs, shared read-only lower
 #   STATE/id_ed25519{,.pub}         lab key (root, deploy, ops)
 #   STATE/deploy-password           sudo password of user "deploy" (0600)
@@ -16,8 +21,11 @@
 set -euo pipefail
 
 # ---------------------------------------------------------------- settings --
-# Absolute: the inventory must carry absolute paths.
-STATE=$(realpath -m -- "${GRAPHRUN_LAB_DIR:-/var/tmp/graphrun-lab}")
+LAB_ID=${GRAPHRUN_LAB_ID:-0}
+[[ $LAB_ID =~ ^[0-9]$ ]] || { echo "lab: error: GRAPHRUN_LAB_ID must be 0..9" >&2; exit 1; }
+# Lab 0 keeps the historical names; lab K>0 gets a suffix/prefix of its own.
+if (( LAB_ID == 0 )); then SUFFIX=; PREFIX=grlab; else SUFFIX=-$LAB_ID; PREFIX=grl${LAB_ID}x; fi
+STATE=/var/tmp/graphrun-lab$SUFFIX
 CACHE=/var/cache/graphrun-lab
 BASE=$CACHE/base
 # Bump when the base recipe changes: a cached base with another stamp is rebuilt.
@@ -28,10 +36,11 @@ BASE_PACKAGES=openssh-server,iproute2,procps,sudo,python3,ca-certificates,iputil
 # procps: sysctl and pgrep, used on the machine side.
 MACHINE_PACKAGES=(debootstrap systemd-container nftables openssh-client iproute2 procps)
 
-BRIDGE=grlab0
-SUBNET=10.77.0.0/24
-GATEWAY=10.77.0.1
-NFT_TABLE="inet graphrun_lab"
+BRIDGE=${PREFIX}0
+NET=10.77.$LAB_ID
+SUBNET=$NET.0/24
+GATEWAY=$NET.1
+NFT_TABLE="inet graphrun_lab${SUFFIX/-/_}"
 MAX_HOSTS=99
 SSH_WAIT_SECONDS=30
 # Fixed PATH for everything run inside a host: never leak the caller's env.
@@ -54,9 +63,9 @@ host_num() {
 
 host_dir()  { echo "$STATE/hosts/h$1"; }
 host_root() { echo "$STATE/hosts/h$1/root"; }
-host_ip()   { echo "10.77.0.$((10 + $1))"; }
-netns()     { echo "grlab$1"; }
-veth()      { echo "vgrlab$1"; }   # machine side; the peer becomes eth0 inside
+host_ip()   { echo "$NET.$((10 + $1))"; }
+netns()     { echo "$PREFIX$1"; }
+veth()      { echo "v$PREFIX$1"; }   # machine side; the peer becomes eth0 inside
 
 # Run a command inside a host's root fs with a clean environment (chroot, no
 # nspawn: fast, and fine for file-level provisioning).
@@ -226,7 +235,7 @@ ensure_bridge() {
     if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
         # Fixed MAC: a bridge otherwise takes its lowest port's MAC, which
         # changes as hosts come and go and leaves stale gateway ARP entries.
-        ip link add "$BRIDGE" address 02:77:00:00:00:01 mtu "$(lab_mtu)" type bridge
+        ip link add "$BRIDGE" address "$(printf '02:77:00:00:%02x:01' "$LAB_ID")" mtu "$(lab_mtu)" type bridge
     fi
     ip addr replace "$GATEWAY/24" dev "$BRIDGE"
     ip link set "$BRIDGE" up
@@ -263,8 +272,8 @@ ensure_host_net() {
         mtu=$(lab_mtu)
         # Fixed MACs per host: a re-created pair keeps them, so neighbours'
         # ARP caches stay valid (else ~30 s of silence after re-wiring).
-        ip link add "$veth" address "$(printf '02:77:01:00:00:%02x' "$n")" mtu "$mtu" \
-            type veth peer name "$peer" address "$(printf '02:77:00:00:01:%02x' "$n")" mtu "$mtu"
+        ip link add "$veth" address "$(printf '02:77:01:00:%02x:%02x' "$LAB_ID" "$n")" mtu "$mtu" \
+            type veth peer name "$peer" address "$(printf '02:77:00:%02x:01:%02x' "$LAB_ID" "$n")" mtu "$mtu"
         ip link set "$peer" netns "$ns"
         ip -n "$ns" link set "$peer" name eth0
         ip link set "$veth" master "$BRIDGE"
@@ -282,7 +291,7 @@ ensure_overlay() {
     d=$(host_dir "$n"); root=$d/root
     mkdir -p "$d/upper" "$d/work" "$root"
     mountpoint -q "$root" ||
-        mount -t overlay "graphrun-lab-h$n" -o "lowerdir=$BASE,upperdir=$d/upper,workdir=$d/work" "$root"
+        mount -t overlay "graphrun-lab$SUFFIX-h$n" -o "lowerdir=$BASE,upperdir=$d/upper,workdir=$d/work" "$root"
 }
 
 # One-time per-host setup, written into the host's upper dir (host keys,
@@ -339,10 +348,10 @@ refresh_host_files() {
 }
 
 # --------------------------------------------------------------- processes --
-# PID(s) of lab nspawn processes, found by their "-M grlabN" argument (whatever
+# PID(s) of this lab's nspawn processes, found by their "-M PREFIXN" argument (whatever
 # state dir started them).  pgrep skips zombies: their cmdline is empty.
 lab_nspawn_pids() {
-    pgrep -f -- "^[^ ]*systemd-nspawn .* -M grlab${1:-[0-9]+} " || true
+    pgrep -f -- "^[^ ]*systemd-nspawn .* -M $PREFIX${1:-[0-9]+} " || true
 }
 
 nspawn_pid() { lab_nspawn_pids "$1" | head -n1; }
@@ -374,7 +383,7 @@ start_host() {
         exec setsid env -i PATH="$INNER_PATH" SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 \
             nohup systemd-nspawn -q -D "$root" --register=no --keep-unit \
                 --network-namespace-path="/run/netns/$(netns "$n")" \
-                --as-pid2 -M "grlab$n" --hostname="h$n" \
+                --as-pid2 -M "$PREFIX$n" --hostname="h$n" \
                 --resolv-conf=off --timezone=off --console=pipe \
                 --capability=CAP_NET_ADMIN,CAP_SYS_ADMIN,CAP_SYS_MODULE \
                 /bin/sh -c 'mkdir -p /run/sshd; exec /usr/sbin/sshd -D -e' \
@@ -477,7 +486,7 @@ cmd_up() {
 
 cmd_down() {
     local n ns pid mp
-    # Processes: every lab nspawn (found by its -M grlabN argument, whatever
+    # Processes: every lab nspawn (found by its -M PREFIXN argument, whatever
     # state dir started it), then anything still inside a lab netns.
     for pid in $(lab_nspawn_pids); do kill -TERM "$pid" 2>/dev/null || true; done
     sleep 0.2
@@ -489,7 +498,7 @@ cmd_down() {
         umount "$mp" 2>/dev/null || umount -l "$mp"
     done
     for ns in $(lab_netns); do ip netns del "$ns"; done
-    for n in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^vgrlab[0-9]+p?$' || true); do
+    for n in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^v$PREFIX[0-9]+p?\$" || true); do
         ip link del "$n" 2>/dev/null || true
     done
     ip link del "$BRIDGE" 2>/dev/null || true
@@ -502,26 +511,28 @@ cmd_down() {
 }
 
 # nspawn keeps per-machine state in /run/systemd/nspawn.  /run is not a tmpfs
-# on this machine, so nspawn refuses to delete its "propagate/grlabN" dir
+# on this machine, so nspawn refuses to delete its "propagate/PREFIXN" dir
 # ("Attempted to remove disk file system ... we can't allow that") and these,
 # plus one image lock file per overlay mount, would pile up.  Call only after
 # our nspawns are dead and before the overlays are unmounted.
 remove_nspawn_leftovers() {
     local dir=/run/systemd/nspawn mp
-    rm -rf "$dir"/propagate/grlab[0-9]*
+    rm -rf "$dir"/propagate/"$PREFIX"[0-9]*
     for mp in $(lab_mounts); do
         rm -f "$dir/locks/$(stat -c 'inode-%d:%i' "$mp" 2>/dev/null || echo none)"
     done
 }
 
 lab_netns() {
-    ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^grlab[0-9]+$' || true
+    ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$PREFIX[0-9]+\$" || true
 }
 
-# Mount points to remove, deepest first.
+# Mount points to remove, deepest first: under STATE/hosts, or this lab's
+# overlays wherever they are (by their source name; other labs share the base).
 lab_mounts() {
-    awk -v state="$STATE/hosts/" -v low="lowerdir=$BASE" '
-        index($5, state) == 1 || index($0, low ",") || index($0, low ":") { print $5 }
+    awk -v state="$STATE/hosts/" -v src="^graphrun-lab$SUFFIX-h[0-9]+\$" '
+        { for (i = 7; i <= NF; i++) if ($i == "-") break }
+        index($5, state) == 1 || ($(i + 1) == "overlay" && $(i + 2) ~ src) { print $5 }
     ' /proc/self/mountinfo | sort -r | uniq
 }
 
@@ -594,6 +605,8 @@ cmd_status() {
 }
 
 cmd_env() {
+    printf 'export GRAPHRUN_LAB_ID=%q\n' "$LAB_ID"
+    printf 'export GRAPHRUN_LAB_NET=%q\n' "$NET"
     printf 'export GRAPHRUN_LAB_DIR=%q\n' "$STATE"
     printf 'export GRAPHRUN_LAB_INVENTORY=%q\n' "$STATE/inventory.toml"
     printf 'export GRAPHRUN_LAB_KEY=%q\n' "$STATE/id_ed25519"
