@@ -160,6 +160,7 @@ fn placeholder_info() -> PluginInfo {
         params: vec![],
         outputs: vec![],
         needs_facts: false,
+        exclusive: false,
     }
 }
 

@@ -25,6 +25,7 @@
 //!             params: vec![ParamSpec::required("text", ParamKind::String, "The message")],
 //!             outputs: vec![],
 //!             needs_facts: false,
+//!             exclusive: false,
 //!         }
 //!     }
 //!

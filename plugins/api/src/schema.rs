@@ -19,6 +19,10 @@ pub struct PluginInfo {
     /// Whether plans need the host's gathered facts (`os_id`, `arch`, …); costs one round trip.
     #[serde(default)]
     pub needs_facts: bool,
+    /// Whether the step's nodes must never run at the same time as another exclusive node on
+    /// the same host (package managers hold a lock: two apt steps must not overlap).
+    #[serde(default)]
+    pub exclusive: bool,
 }
 
 /// One parameter of a plugin.

@@ -43,6 +43,7 @@ impl Plugin for CommandPlugin {
             ],
             outputs: vec![],
             needs_facts: false,
+            exclusive: false,
         }
     }
 

@@ -34,6 +34,7 @@ impl Plugin for FilePlugin {
             params,
             outputs: vec![],
             needs_facts: false,
+            exclusive: false,
         }
     }
 
