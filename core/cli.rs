@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::engine::{self, dag, Mode, Reporter, RunOptions, Selection};
-use crate::output::{plural, Human, JsonLines};
+use crate::output::{graph, plural, Human, JsonLines};
 use crate::playbook::{self, Playbook};
 use crate::plugins::Registry;
 use crate::transport::{Connections, Transport};
@@ -69,9 +69,12 @@ enum Command {
     Graph {
         #[command(flatten)]
         input: Input,
-        /// text, dot (Graphviz) or mermaid.
+        /// text, dot (Graphviz), mermaid, or svg (drawn by Graphviz's `dot`).
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
+        /// Draw every (step, host) node instead of the steps.
+        #[arg(long)]
+        hosts: bool,
     },
     /// Show what apply would change: runs only read-only checks.
     Plan {
@@ -107,6 +110,7 @@ enum GraphFormat {
     Text,
     Dot,
     Mermaid,
+    Svg,
 }
 
 /// Runs the command line; returns the exit code.
@@ -142,16 +146,29 @@ async fn dispatch(command: Command) -> i32 {
             }
             Err(code) => code,
         },
-        Command::Graph { input, format } => match load(&input, &mut registry) {
+        Command::Graph {
+            input,
+            format,
+            hosts,
+        } => match load(&input, &mut registry) {
             Ok(playbook) => match dag::Dag::build(&playbook, &Selection::default()) {
                 Ok(dag) => {
                     let format = match format {
-                        GraphFormat::Text => "text",
-                        GraphFormat::Dot => "dot",
-                        GraphFormat::Mermaid => "mermaid",
+                        GraphFormat::Text => graph::GraphFormat::Text,
+                        GraphFormat::Dot => graph::GraphFormat::Dot,
+                        GraphFormat::Mermaid => graph::GraphFormat::Mermaid,
+                        GraphFormat::Svg => graph::GraphFormat::Svg,
                     };
-                    print!("{}", dag::render(&playbook, &dag, format));
-                    0
+                    match graph::render(&playbook, &dag, format, hosts) {
+                        Ok(picture) => {
+                            print!("{picture}");
+                            0
+                        }
+                        Err(message) => {
+                            eprintln!("error: {message}");
+                            1
+                        }
+                    }
                 }
                 Err(err) => usage_error(&err),
             },

@@ -431,30 +431,6 @@ fn state_and_logs_are_private() {
 }
 
 #[test]
-fn graph_formats() {
-    let site = Site::new(MANAGED);
-    let dot = site.run("graph", &["--format", "dot"]);
-    assert_eq!(exit_code(&dot), 0, "{}", stderr(&dot));
-    assert_eq!(
-        stdout(&dot),
-        "digraph graphrun {\n  rankdir=LR;\n  \"dir@control\";\n  \"conf@control\";\n  \"hosts-line@control\";\n  \"marker@control\";\n  \"check@control\";\n  \"dir@control\" -> \"conf@control\";\n  \"dir@control\" -> \"hosts-line@control\";\n  \"conf@control\" -> \"marker@control\";\n  \"marker@control\" -> \"check@control\";\n  \"hosts-line@control\" -> \"check@control\";\n}\n"
-    );
-    let text = site.run("graph", &[]);
-    assert_eq!(
-        stdout(&text),
-        "dir@control\nconf@control  ← dir@control\nhosts-line@control  ← dir@control\nmarker@control  ← conf@control\ncheck@control  ← hosts-line@control, marker@control\n"
-    );
-    let mermaid = site.run("graph", &["--format", "mermaid"]);
-    assert_eq!(
-        stdout(&mermaid).lines().next(),
-        Some("flowchart LR"),
-        "{}",
-        stdout(&mermaid)
-    );
-    assert_eq!(stdout(&mermaid).lines().count(), 1 + 5 + 5);
-}
-
-#[test]
 fn plugins_lists_a_plugins_parameters() {
     let output = Command::new(env!("CARGO_BIN_EXE_graphrun"))
         .args(["plugins", "file"])

@@ -1,7 +1,7 @@
-//! Tests: dag. Expansion of steps over hosts, `wait` edges, selections, rendering.
+//! Tests: dag. Expansion of steps over hosts, `wait` edges, selections, rendering (formats: tests/graph.rs).
 
-use graphrun::engine::dag::render;
 use graphrun::engine::{Dag, Selection};
+use graphrun::output::graph::{render, GraphFormat};
 use graphrun::playbook::Playbook;
 
 use crate::support::TempPlaybook;
@@ -239,28 +239,12 @@ fn render_text() {
     let (_file, playbook) = load(PLAYBOOK);
     let dag = build(&playbook, &[], &[]).unwrap();
     assert_eq!(
-        render(&playbook, &dag, "text"),
+        render(&playbook, &dag, GraphFormat::Text, true).unwrap(),
         "base@a\nbase@b\nbase@c\nweb@a  ← base@a\nweb@b  ← base@b\ngather@c  ← web@a, web@b\n"
     );
-}
-
-#[test]
-fn render_dot() {
-    let (_file, playbook) = load(PLAYBOOK);
-    let dag = build(&playbook, &[], &[]).unwrap();
     assert_eq!(
-        render(&playbook, &dag, "dot"),
-        "digraph graphrun {\n  rankdir=LR;\n  \"base@a\";\n  \"base@b\";\n  \"base@c\";\n  \"web@a\";\n  \"web@b\";\n  \"gather@c\";\n  \"base@a\" -> \"web@a\";\n  \"base@b\" -> \"web@b\";\n  \"web@a\" -> \"gather@c\";\n  \"web@b\" -> \"gather@c\";\n}\n"
-    );
-}
-
-#[test]
-fn render_mermaid() {
-    let (_file, playbook) = load(PLAYBOOK);
-    let dag = build(&playbook, &[], &[]).unwrap();
-    assert_eq!(
-        render(&playbook, &dag, "mermaid"),
-        "flowchart LR\n  n0[\"base@a\"]\n  n1[\"base@b\"]\n  n2[\"base@c\"]\n  n3[\"web@a\"]\n  n4[\"web@b\"]\n  n5[\"gather@c\"]\n  n0 --> n3\n  n1 --> n4\n  n3 --> n5\n  n4 --> n5\n"
+        render(&playbook, &dag, GraphFormat::Text, false).unwrap(),
+        "base\nweb  ← base\ngather  ← web\n"
     );
 }
 
@@ -268,5 +252,8 @@ fn render_mermaid() {
 fn render_of_a_selection_shows_only_selected_nodes() {
     let (_file, playbook) = load(PLAYBOOK);
     let dag = build(&playbook, &["c"], &[]).unwrap();
-    assert_eq!(render(&playbook, &dag, "text"), "base@c\ngather@c\n");
+    assert_eq!(
+        render(&playbook, &dag, GraphFormat::Text, true).unwrap(),
+        "base@c\ngather@c\n"
+    );
 }

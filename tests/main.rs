@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod dag;
 mod dynamic_plugins;
+mod graph;
 mod scheduler;
 mod ssh;
 mod validation;

@@ -1,5 +1,6 @@
-//! Showing a run: progress and recap for people, JSON lines for programs.
+//! Showing a run: progress and recap for people, JSON lines for programs; the DAG as a picture.
 
+pub mod graph;
 mod human;
 
 use std::io::Write;
