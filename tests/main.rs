@@ -10,4 +10,5 @@ mod dynamic_plugins;
 mod graph;
 mod scheduler;
 mod ssh;
+mod state_safety;
 mod validation;

@@ -2,6 +2,8 @@
 
 pub mod dag;
 pub mod events;
+mod journal;
+pub mod lock;
 mod node;
 pub mod redact;
 pub mod run;

@@ -11,6 +11,7 @@ use tokio::sync::OnceCell;
 
 use super::dag::{Dag, Selection};
 use super::events::{Event, Mode, NodeStatus, Recap, Reporter};
+use super::lock::StateLock;
 use super::node;
 use super::redact::Redactor;
 use super::run_log::RunLog;
@@ -200,14 +201,31 @@ pub async fn execute(
     let playbook = Arc::new(playbook);
     let dag = Dag::build(&playbook, &options.selection)?;
     let data_dir = state::playbook_dir(&playbook.path);
+    // Held until the run ends: a second `apply` of this playbook is refused meanwhile.
+    let _lock = match options.mode {
+        Mode::Apply => Some(take_lock(&data_dir)?),
+        Mode::Plan => None,
+    };
     let store = StateStore::open(&playbook.path, options.fresh)?;
+    let in_flight = store.previous_in_flight();
+    if options.mode == Mode::Apply && !in_flight.is_empty() {
+        eprintln!(
+            "warning: the last run was killed while running {}: their outcome on the hosts is \
+             unknown, so they run again",
+            short_list(in_flight)
+        );
+    }
     let run_id = humantime::format_rfc3339_millis(std::time::SystemTime::now())
         .to_string()
         .replace(':', "-");
     let log = if options.mode == Mode::Apply {
-        let dir = data_dir.join("runs").join(&run_id);
-        state::private_dir(&dir)
-            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        let runs = data_dir.join("runs");
+        let dir = runs.join(&run_id);
+        // `runs/` itself may predate private folders: made private again on every run.
+        for dir in [&runs, &dir] {
+            state::private_dir(dir)
+                .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        }
         let path = dir.join("ops.log");
         Some(
             RunLog::create(&path)
@@ -292,6 +310,27 @@ pub async fn execute(
         recap: summary.recap.clone(),
     });
     Ok(summary)
+}
+
+/// Takes the state folder's lock; says so when it takes over one that a run left behind.
+fn take_lock(data_dir: &std::path::Path) -> Result<StateLock, String> {
+    let lock = StateLock::acquire(data_dir)?;
+    if let Some(holder) = &lock.taken_over {
+        eprintln!(
+            "warning: taking over the lock of a run that ended without releasing it ({holder})"
+        );
+    }
+    Ok(lock)
+}
+
+/// `a, b, c and 7 more`: names for one line.
+fn short_list(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = names[..names.len().min(SHOWN)].join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
 }
 
 /// Per step, the indexes of every step it waits for, directly or not.

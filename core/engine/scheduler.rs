@@ -158,6 +158,12 @@ impl<'a> Scheduler<'a> {
         let cx = self.cx.clone();
         let (step, host) = (spec.step, spec.host.clone());
         self.started_at[node] = Some(Instant::now());
+        if self.options.mode == Mode::Apply {
+            let mut store = self.cx.state.lock().expect("state lock");
+            if let Err(err) = store.started(&name) {
+                eprintln!("graphrun: {err}");
+            }
+        }
         self.running
             .spawn(async move { (node, node::run_node(cx, step, host, name).await) });
     }
@@ -183,7 +189,7 @@ impl<'a> Scheduler<'a> {
                 outcome.status.word()
             };
             let mut store = self.cx.state.lock().expect("state lock");
-            store.record(
+            let journaled = store.record(
                 name.clone(),
                 NodeRecord {
                     status: status.to_string(),
@@ -197,7 +203,7 @@ impl<'a> Scheduler<'a> {
                     error: outcome.error.clone(),
                 },
             );
-            if let Err(err) = store.save_soon() {
+            if let Err(err) = journaled.and_then(|()| store.save_soon()) {
                 eprintln!("graphrun: {err}");
             }
         }

@@ -3,15 +3,19 @@
 //! `.graphrun/<playbook>/state.json` next to the playbook, written atomically (temporary file,
 //! then rename) with mode 0600. A node recorded as done with the same input hash is skipped
 //! while a run is being resumed, i.e. while the previous run did not complete. After a complete
-//! run, the next `apply` checks every node again, so drift on the hosts is repaired.
+//! run, the next `apply` checks every node again, so drift on the hosts is repaired. Between two
+//! saves, `state.journal` (see `journal.rs`) keeps what happened, so even a killed run loses
+//! no outcome.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
+
+use super::journal::Journal;
 
 const VERSION: u32 = 1;
 
@@ -50,12 +54,18 @@ impl NodeRecord {
     }
 }
 
-/// The state file of one playbook, saved at most every 200 ms during a run and at its end.
+/// The state file of one playbook, saved at most every 200 ms during a run and at its end;
+/// its journal keeps every node's start and outcome in between.
 pub struct StateStore {
     path: PathBuf,
     state: State,
     /// The state as loaded: what a resumed run may skip.
     previous: State,
+    /// Nodes the previous run had started and not finished when it died.
+    previous_in_flight: Vec<String>,
+    journal: Journal,
+    /// Nodes of this run started and not finished yet.
+    in_flight: BTreeSet<String>,
     dirty: bool,
     last_save: Option<Instant>,
 }
@@ -72,9 +82,13 @@ pub fn playbook_dir(playbook: &Path) -> PathBuf {
     parent.join(".graphrun").join(stem)
 }
 
-/// Creates a folder (and parents) readable by the owner only.
+/// Creates a folder readable by the owner only; parents it creates are private too (so
+/// `runs/` is 0700 like `runs/<run id>/`).
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
@@ -96,7 +110,8 @@ impl StateStore {
     /// Opens the state of a playbook; `fresh` ignores what it holds.
     pub fn open(playbook: &Path, fresh: bool) -> Result<Self, String> {
         let path = playbook_dir(playbook).join("state.json");
-        let previous = match std::fs::read(&path) {
+        let journal = Journal::beside(&path);
+        let mut previous = match std::fs::read(&path) {
             Ok(_) if fresh => State::default(),
             Ok(bytes) => serde_json::from_slice::<State>(&bytes)
                 .ok()
@@ -105,6 +120,16 @@ impl StateStore {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(err) => return Err(format!("cannot read {}: {err}", path.display())),
         };
+        let mut previous_in_flight = Vec::new();
+        if !fresh {
+            let replay = journal.replay()?;
+            if !replay.finished.is_empty() || !replay.in_flight.is_empty() {
+                // A journal left behind means that run never reached its final save.
+                previous.complete = false;
+            }
+            previous.nodes.extend(replay.finished);
+            previous_in_flight = replay.in_flight;
+        }
         let state = State {
             version: VERSION,
             complete: false,
@@ -114,6 +139,9 @@ impl StateStore {
             path,
             state,
             previous,
+            previous_in_flight,
+            journal,
+            in_flight: BTreeSet::new(),
             dirty: false,
             last_save: None,
         })
@@ -130,10 +158,25 @@ impl StateStore {
             .filter(|r| r.is_done() && r.input_hash == input_hash)
     }
 
-    /// Records a node's outcome.
-    pub fn record(&mut self, node: String, record: NodeRecord) {
+    /// Nodes the previous run started and never finished (it was killed): their outcome on the
+    /// hosts is unknown, so they run again.
+    pub fn previous_in_flight(&self) -> &[String] {
+        &self.previous_in_flight
+    }
+
+    /// Notes that a node's ops are about to be sent.
+    pub fn started(&mut self, node: &str) -> Result<(), String> {
+        self.in_flight.insert(node.to_string());
+        self.journal.started(node)
+    }
+
+    /// Records a node's outcome (in the journal at once, in the state file soon).
+    pub fn record(&mut self, node: String, record: NodeRecord) -> Result<(), String> {
+        self.in_flight.remove(&node);
+        let journaled = self.journal.finished(&node, &record);
         self.state.nodes.insert(node, record);
         self.dirty = true;
+        journaled
     }
 
     /// Marks whether every node of the playbook is done.
@@ -165,6 +208,11 @@ impl StateStore {
             .map_err(|err| format!("cannot write {}: {err}", self.path.display()))?;
         self.dirty = false;
         self.last_save = Some(Instant::now());
+        // The state file holds every outcome now; the journal keeps what is still in flight.
+        self.journal.clear()?;
+        for node in &self.in_flight {
+            self.journal.started(node)?;
+        }
         Ok(())
     }
 

@@ -64,6 +64,7 @@ impl ShellSession {
             // Its own process group: a Ctrl-C in the terminal reaches graphrun, which then stops
             // the shells itself (and everything they started), instead of racing with them.
             .process_group(0);
+        die_with_graphrun(&mut command);
         let mut child = command
             .spawn()
             .map_err(|err| format!("cannot start {:?}: {err}", command.as_std().get_program()))?;
@@ -216,6 +217,28 @@ impl ShellSession {
             // Let the stderr collector catch the last words (ssh's reason for dropping).
             tokio::time::sleep(Duration::from_millis(50)).await;
             fail_all(&pending, &lost, &tail, reason);
+        });
+    }
+}
+
+/// Makes the kernel kill the shell's process (ssh, or the local `sh`) when graphrun dies, even
+/// by SIGKILL, when no code of graphrun can stop it: a killed run leaves no ssh client behind.
+/// The signal follows the thread that spawned the child; sessions are spawned from tokio's
+/// worker threads, which live as long as the run.
+fn die_with_graphrun(command: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: between fork and exec the closure calls only async-signal-safe functions
+    // (prctl, getppid) and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // graphrun died before prctl took effect: nobody would kill this child later.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("graphrun exited"));
+            }
+            Ok(())
         });
     }
 }
