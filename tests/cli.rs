@@ -332,8 +332,8 @@ fn several_errors_are_counted() {
         positions,
         [
             format!("{path}:8:10"),
-            format!("{path}:13:1"),
-            format!("{path}:11:8")
+            format!("{path}:11:8"),
+            format!("{path}:13:1")
         ]
     );
     assert_eq!(

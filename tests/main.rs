@@ -11,4 +11,5 @@ mod graph;
 mod scheduler;
 mod ssh;
 mod state_safety;
+mod ui;
 mod validation;

@@ -197,16 +197,16 @@ fn unknown_parameter_with_a_suggestion() {
         errors_of(&text),
         vec![
             error(
-                "6:1",
-                "unknown parameter `pth` for plugin `file`",
-                "did you mean `path`?",
-                Some("`graphrun plugins file` lists its parameters")
-            ),
-            error(
                 "4:8",
                 "step is missing the required parameter `path`",
                 "",
                 Some("path: Path on the host")
+            ),
+            error(
+                "6:1",
+                "unknown parameter `pth` for plugin `file`",
+                "did you mean `path`?",
+                Some("`graphrun plugins file` lists its parameters")
             ),
         ]
     );
@@ -219,7 +219,7 @@ fn mistyped_parameter() {
         single_error(&text),
         error(
             "7:11",
-            "parameter `changed` must be true or false",
+            "parameter `changed` must be true or false, found a string",
             "",
             Some("false for a read-only check: never counts as a change, and `plan` runs it")
         )
@@ -498,7 +498,7 @@ fn retries_out_of_range() {
         single_error(&text),
         error(
             "7:11",
-            "`retries` must be an integer from 0 to 100",
+            "`retries` must be an integer from 0 to 100, found 1000",
             "",
             None
         )
@@ -618,24 +618,24 @@ fn every_error_of_a_file_is_reported() {
     assert_eq!(
         summary,
         vec![
-            ("playbook.toml:7:2", "unknown table `step`"),
             ("playbook.toml:2:1", "unknown key `usr`"),
+            ("playbook.toml:7:2", "unknown table `step`"),
             ("playbook.toml:10:10", "unknown plugin `comand`"),
-            (
-                "playbook.toml:15:1",
-                "unknown parameter `pth` for plugin `file`"
-            ),
             (
                 "playbook.toml:13:8",
                 "step is missing the required parameter `path`"
             ),
             (
-                "playbook.toml:22:11",
-                "`retries` must be an integer from 0 to 100"
+                "playbook.toml:15:1",
+                "unknown parameter `pth` for plugin `file`"
             ),
             (
                 "playbook.toml:21:11",
-                "parameter `changed` must be true or false"
+                "parameter `changed` must be true or false, found a string"
+            ),
+            (
+                "playbook.toml:22:11",
+                "`retries` must be an integer from 0 to 100, found -1"
             ),
         ],
         "{found:#?}"
@@ -655,11 +655,11 @@ fn errors_before_a_step_in_file_order_do_not_hide_its_plugin_errors() {
     assert_eq!(
         summary,
         vec![
-            ("playbook.toml:9:1", "unknown key `usr`"),
             (
                 "playbook.toml:4:1",
                 "plugin `file`: `content` and `line` cannot be used together: choose one"
             ),
+            ("playbook.toml:9:1", "unknown key `usr`"),
         ],
         "{found:#?}"
     );

@@ -44,6 +44,20 @@ pub struct Diagnostic {
     pub label: String,
     /// What to do about it.
     pub help: Option<String>,
+    /// Other places in the same file that explain this one (a first definition…), each with
+    /// the text under its marker.
+    pub related: Vec<(Range<usize>, String)>,
+    /// An error stops the run; a warning is only printed.
+    pub severity: Severity,
+}
+
+/// How serious a diagnostic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The input is invalid: nothing runs.
+    Error,
+    /// Probably a mistake, but the input can run.
+    Warning,
 }
 
 impl Diagnostic {
@@ -54,6 +68,8 @@ impl Diagnostic {
             location: Some((source.clone(), span)),
             label: String::new(),
             help: None,
+            related: Vec::new(),
+            severity: Severity::Error,
         }
     }
 
@@ -64,7 +80,21 @@ impl Diagnostic {
             location: None,
             label: String::new(),
             help: None,
+            related: Vec::new(),
+            severity: Severity::Error,
         }
+    }
+
+    /// Makes it a warning: printed, but the input still runs.
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    /// Points at another place of the same file, with `label` under it.
+    pub fn related(mut self, span: Range<usize>, label: impl Into<String>) -> Self {
+        self.related.push((span, label.into()));
+        self
     }
 
     /// Sets the text under the marker.
@@ -98,15 +128,27 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "error: {}", self.message)?;
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        writeln!(f, "{level}: {}", self.message)?;
+        // Cargo's layout: the gutter is as wide as the largest line number shown.
+        let mut gutter = 1;
         if let Some((source, span)) = &self.location {
             let (line, col) = source.line_col(span.start);
-            let text = source.text.lines().nth(line - 1).unwrap_or("");
-            let gutter = line.to_string().len();
-            let width = source.text[span.clone()]
-                .lines()
-                .next()
-                .map_or(1, |first| first.chars().count().max(1));
+            let mut marks = vec![(span.clone(), '^', self.label.as_str())];
+            marks.extend(
+                self.related
+                    .iter()
+                    .map(|(s, l)| (s.clone(), '-', l.as_str())),
+            );
+            marks.sort_by_key(|(span, _, _)| span.start);
+            gutter = marks
+                .iter()
+                .map(|(span, _, _)| source.line_col(span.start).0.to_string().len())
+                .max()
+                .unwrap_or(1);
             writeln!(
                 f,
                 "{:gutter$}--> {}:{line}:{col}",
@@ -114,20 +156,39 @@ impl fmt::Display for Diagnostic {
                 source.path.display()
             )?;
             writeln!(f, "{:gutter$} |", "")?;
-            writeln!(f, "{line} | {text}")?;
-            let marker = format!(
-                "{}{} {}",
-                " ".repeat(col - 1),
-                "^".repeat(width),
-                self.label
-            );
-            writeln!(f, "{:gutter$} | {}", "", marker.trim_end())?;
+            for (span, marker, label) in marks {
+                write_marked_line(f, source, &span, marker, label, gutter)?;
+            }
         }
         if let Some(help) = &self.help {
-            writeln!(f, "  = help: {help}")?;
+            writeln!(f, "{:gutter$} = help: {help}", "")?;
         }
         Ok(())
     }
+}
+
+/// One source line and, under it, `marker` characters below `span` followed by `label`.
+fn write_marked_line(
+    f: &mut fmt::Formatter<'_>,
+    source: &Source,
+    span: &Range<usize>,
+    marker: char,
+    label: &str,
+    gutter: usize,
+) -> fmt::Result {
+    let (line, col) = source.line_col(span.start);
+    let text = source.text.lines().nth(line - 1).unwrap_or("");
+    let width = source.text[span.clone()]
+        .lines()
+        .next()
+        .map_or(1, |first| first.chars().count().max(1));
+    writeln!(f, "{line:>gutter$} | {text}")?;
+    let under = format!(
+        "{}{} {label}",
+        " ".repeat(col - 1),
+        marker.to_string().repeat(width)
+    );
+    writeln!(f, "{:gutter$} | {}", "", under.trim_end())
 }
 
 /// The candidate closest to `found` by edit distance, if it is close enough to be a typo.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use graphrun_plugin_api::Params;
 
-pub use diagnostic::{Diagnostic, Source};
+pub use diagnostic::{Diagnostic, Severity, Source};
 pub use load::load;
 
 /// A validated playbook (plus inventory).

@@ -102,7 +102,11 @@ impl Loader {
                             .help("write { env = \"VARIABLE\" } or { file = \"path\" }: a password never sits in the playbook");
                     }
                 }
-                "connect_timeout" => out.connect_timeout = self.duration(doc, value, name),
+                "connect_timeout" => {
+                    // ssh counts whole seconds; beyond an hour a dead host looks like a hang.
+                    let range = Duration::from_secs(1)..=Duration::from_secs(3600);
+                    out.connect_timeout = self.duration(doc, value, name, range)
+                }
                 "jump" => out.jump = self.string(doc, value, name),
                 _ if allowed.contains(&name) => {}
                 _ => {

@@ -1,6 +1,6 @@
 //! Reads playbook and inventory TOML into a [`Playbook`], collecting every error with its span.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use crate::plugins::Registry;
 
 mod inventory;
 mod steps;
+mod text;
 
 use inventory::{with_group_tables, Settings, CONNECTION_KEYS};
 
@@ -34,7 +35,7 @@ pub fn load(
     let (Some(playbook), Some(inventory)) =
         (playbook, inventory.unwrap_or(Some(Document::empty())))
     else {
-        return Err(loader.diagnostics);
+        return Err(in_file_order(loader.diagnostics));
     };
     loader.check_top_level(&playbook, &PLAYBOOK_KEYS);
     loader.check_top_level(&inventory, &INVENTORY_KEYS);
@@ -79,8 +80,28 @@ pub fn load(
             secrets: loader.secrets,
         })
     } else {
-        Err(loader.diagnostics)
+        Err(in_file_order(loader.diagnostics))
     }
+}
+
+/// Diagnostics as a reader meets them: file by file (in the order the files first appear),
+/// top to bottom; those without a place first.
+fn in_file_order(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for diagnostic in &diagnostics {
+        if let Some((source, _)) = &diagnostic.location {
+            if !files.contains(&source.path) {
+                files.push(source.path.clone());
+            }
+        }
+    }
+    diagnostics.sort_by_key(|d| {
+        d.location.as_ref().map(|(source, span)| {
+            let file = files.iter().position(|f| *f == source.path);
+            (file, span.start)
+        })
+    });
+    diagnostics
 }
 
 /// Adds a label or hint to the diagnostic just recorded.
@@ -130,7 +151,11 @@ struct Loader {
 
 impl Loader {
     fn parse_file(&mut self, path: &Path) -> Option<Document> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match std::fs::read(path) {
+            Ok(bytes) => text::decode(&bytes),
+            Err(err) => Err(err.to_string()),
+        };
+        let text = match text {
             Ok(text) => text,
             Err(err) => {
                 self.diagnostics.push(
@@ -145,15 +170,12 @@ impl Loader {
         // one copy is cheaper than threading a lifetime through every table.
         let text: &'static str = Box::leak(source.text.clone().into_boxed_str());
         let (root, errors) = DeTable::parse_recoverable(text);
-        for error in &errors {
-            let span = error.span().unwrap_or(0..0);
-            let message = error.message().trim_end().to_string();
-            self.diagnostics.push(
-                Diagnostic::at(&source, span, format!("invalid TOML: {message}"))
-                    .label("here")
-                    .help("fix the TOML syntax (https://toml.io)"),
-            );
-        }
+        let errors: Vec<(Range<usize>, String)> = errors
+            .iter()
+            .map(|e| (e.span().unwrap_or(0..0), e.message().trim_end().to_string()))
+            .collect();
+        self.diagnostics
+            .extend(text::syntax_errors(&source, &errors));
         if !errors.is_empty() {
             return None;
         }
@@ -200,7 +222,7 @@ impl Loader {
                 self.error(
                     doc,
                     value.span(),
-                    format!("`{what}` must be a table, found {}", other.type_str()),
+                    format!("`{what}` must be a table, found {}", a_kind(other)),
                 )
                 .help(format!("write it as [{what}] with keys below it"));
                 None
@@ -220,7 +242,7 @@ impl Loader {
                 self.error(
                     doc,
                     value.span(),
-                    format!("`{what}` must be a string, found {}", other.type_str()),
+                    format!("`{what}` must be a string, found {}", a_kind(other)),
                 );
                 None
             }
@@ -246,7 +268,7 @@ impl Loader {
                     value.span(),
                     format!(
                         "`{what}` must be a string or a list of strings, found {}",
-                        other.type_str()
+                        a_kind(other)
                     ),
                 );
                 Vec::new()
@@ -254,48 +276,41 @@ impl Loader {
         }
     }
 
+    /// A duration in `range`: a number of seconds or text such as "30s". Out-of-range values
+    /// are refused here, where the user can see them, not found later as an overflow.
     fn duration(
         &mut self,
         doc: &Document,
         value: &Spanned<DeValue<'static>>,
         what: &str,
+        range: RangeInclusive<Duration>,
     ) -> Option<Duration> {
-        match value.get_ref() {
-            DeValue::Integer(i) => match i.as_str().parse::<u64>() {
-                Ok(seconds) => Some(Duration::from_secs(seconds)),
-                Err(_) => {
-                    self.error(
-                        doc,
-                        value.span(),
-                        format!("`{what}` must be a positive duration"),
-                    );
-                    None
-                }
-            },
-            DeValue::String(s) => match humantime::parse_duration(s) {
-                Ok(duration) => Some(duration),
-                Err(err) => {
-                    self.error(
-                        doc,
-                        value.span(),
-                        format!("`{what}`: `{s}` is not a duration ({err})"),
-                    )
-                    .help("write durations such as \"30s\", \"5m\" or \"1h 30m\"");
-                    None
-                }
-            },
-            other => {
-                self.error(
-                    doc,
-                    value.span(),
-                    format!(
-                        "`{what}` must be a duration such as \"30s\", found {}",
-                        other.type_str()
-                    ),
-                );
-                None
-            }
+        let parsed = match value.get_ref() {
+            // Too large for any range (rather than an overflow later); negative is too small.
+            DeValue::Integer(_) => Ok(integer_value(value.get_ref())
+                .map_or(Duration::MAX, |n| Duration::from_secs(n.max(0) as u64))),
+            DeValue::String(s) => humantime::parse_duration(s)
+                .map_err(|err| format!("`{what}`: `{s}` is not a duration ({err})")),
+            other => Err(format!(
+                "`{what}` must be a duration such as \"30s\", found {}",
+                a_kind(other)
+            )),
+        };
+        let (from, to) = (
+            humantime::format_duration(*range.start()),
+            humantime::format_duration(*range.end()),
+        );
+        match parsed {
+            Ok(duration) if range.contains(&duration) => return Some(duration),
+            Ok(_) => self.error(
+                doc,
+                value.span(),
+                format!("`{what}` must be from {from} to {to}"),
+            ),
+            Err(message) => self.error(doc, value.span(), message),
         }
+        .help("write durations such as \"30s\", \"5m\" or \"1h 30m\"");
+        None
     }
 
     fn integer(
@@ -305,33 +320,25 @@ impl Loader {
         what: &str,
         range: Range<i64>,
     ) -> Option<i64> {
-        let parsed = match value.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(
-                &i.as_str()
-                    .replace('_', "")
-                    .replace("0x", "")
-                    .replace("0o", "")
-                    .replace("0b", ""),
-                i.radix(),
-            )
-            .ok(),
-            _ => None,
-        };
-        match parsed {
-            Some(n) if range.contains(&n) => Some(n),
-            _ => {
-                self.error(
-                    doc,
-                    value.span(),
-                    format!(
-                        "`{what}` must be an integer from {} to {}",
-                        range.start,
-                        range.end - 1
-                    ),
-                );
-                None
-            }
+        let parsed = integer_value(value.get_ref());
+        if let Some(n) = parsed.filter(|n| range.contains(n)) {
+            return Some(n);
         }
+        let found = match parsed {
+            Some(n) => n.to_string(),
+            None if matches!(value.get_ref(), DeValue::Integer(_)) => "a larger number".into(),
+            None => a_kind(value.get_ref()),
+        };
+        self.error(
+            doc,
+            value.span(),
+            format!(
+                "`{what}` must be an integer from {} to {}, found {found}",
+                range.start,
+                range.end - 1
+            ),
+        );
+        None
     }
 
     fn boolean(
@@ -346,7 +353,7 @@ impl Loader {
                 self.error(
                     doc,
                     value.span(),
-                    format!("`{what}` must be true or false, found {}", other.type_str()),
+                    format!("`{what}` must be true or false, found {}", a_kind(other)),
                 );
                 None
             }
@@ -431,6 +438,30 @@ impl Loader {
             }
         }
     }
+}
+
+/// An integer as written in TOML (any radix, `_` separators), if it fits an `i64`.
+fn integer_value(value: &DeValue<'_>) -> Option<i64> {
+    let DeValue::Integer(i) = value else {
+        return None;
+    };
+    let digits = i.as_str().replace('_', "");
+    let digits = ["0x", "0o", "0b"]
+        .iter()
+        .find_map(|prefix| digits.strip_prefix(prefix))
+        .unwrap_or(&digits);
+    i64::from_str_radix(digits, i.radix()).ok()
+}
+
+/// "a string", "an integer"…: what a value is, for "found …" in type errors.
+pub(super) fn a_kind(value: &DeValue<'_>) -> String {
+    let kind = value.type_str();
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {kind}")
 }
 
 /// Resolves `path` relative to the folder of `file`.

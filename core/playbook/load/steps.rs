@@ -9,6 +9,7 @@ use toml::de::DeTable;
 
 use super::{relative_to, Document, Loader};
 use crate::playbook::check::StepSpans;
+use crate::playbook::diagnostic::closest;
 use crate::playbook::{Diagnostic, Host, Step, Wait};
 use crate::plugins::Registry;
 
@@ -23,6 +24,11 @@ pub(super) const STEP_KEYS: [&str; 8] = [
     "timeout",
     "when",
 ];
+
+/// The longest `retry_delay`.
+const DAY: Duration = Duration::from_secs(24 * 3600);
+/// The longest step `timeout`.
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Loader {
     pub(super) fn load_plugins(&mut self, doc: &Document, registry: &mut Registry) {
@@ -178,9 +184,10 @@ impl Loader {
             .and_then(|v| self.integer(doc, v, "retries", 0..101))
             .unwrap_or(0) as u32;
         let retry_delay = get("retry_delay")
-            .and_then(|v| self.duration(doc, v, "retry_delay"))
+            .and_then(|v| self.duration(doc, v, "retry_delay", Duration::ZERO..=DAY))
             .unwrap_or(Duration::from_secs(5));
-        let timeout = get("timeout").and_then(|v| self.duration(doc, v, "timeout"));
+        let timeout = get("timeout")
+            .and_then(|v| self.duration(doc, v, "timeout", Duration::from_millis(1)..=WEEK));
         let when = get("when").and_then(|v| {
             spans.when = Some(v.span());
             self.string(doc, v, "when")
@@ -238,24 +245,18 @@ impl Loader {
             let (key_span, value_span) = spans.params[name].clone();
             match info.params.iter().find(|p| &p.name == name) {
                 None => {
-                    let candidates = info.params.iter().map(|p| p.name.as_str()).chain(STEP_KEYS);
-                    let diagnostic = Diagnostic::at(
-                        &doc.source,
-                        key_span,
-                        format!("unknown parameter `{name}` for plugin `{}`", info.name),
-                    )
-                    .suggest(name, candidates)
-                    .help(format!(
-                        "`graphrun plugins {}` lists its parameters",
-                        info.name
-                    ));
+                    let diagnostic = unknown_key(doc, key_span, name, &info.name, &info.params);
                     self.diagnostics.push(diagnostic);
                 }
                 Some(spec) if !spec.kind.accepts(value) => {
                     self.error(
                         doc,
                         value_span,
-                        format!("parameter `{name}` must be {}", spec.kind.describe()),
+                        format!(
+                            "parameter `{name}` must be {}, found {}",
+                            spec.kind.describe(),
+                            json_kind(value)
+                        ),
                     )
                     .help(spec.doc.clone());
                 }
@@ -297,5 +298,44 @@ impl Loader {
                 info.name
             ));
         }
+    }
+}
+
+/// An unknown key in a step: a step key (`needs`, `timeout`…) when it is close to one, else a
+/// parameter of the plugin. Step keys come first: they are the same in every step.
+fn unknown_key(
+    doc: &Document,
+    span: Range<usize>,
+    name: &str,
+    plugin: &str,
+    params: &[graphrun_plugin_api::ParamSpec],
+) -> Diagnostic {
+    if let Some(step_key) = closest(name, STEP_KEYS) {
+        return Diagnostic::at(&doc.source, span, format!("unknown step key `{name}`"))
+            .label(format!("did you mean `{step_key}`?"))
+            .help(format!(
+                "step keys are {}; every other key is a parameter of plugin `{plugin}`",
+                STEP_KEYS.join(", ")
+            ));
+    }
+    Diagnostic::at(
+        &doc.source,
+        span,
+        format!("unknown parameter `{name}` for plugin `{plugin}`"),
+    )
+    .suggest(name, params.iter().map(|p| p.name.as_str()))
+    .help(format!("`graphrun plugins {plugin}` lists its parameters"))
+}
+
+/// "a string", "an integer"…: what a parameter value is, for "found …" in type errors.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "nothing",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(n) if n.is_f64() => "a float",
+        serde_json::Value::Number(_) => "an integer",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "a table",
     }
 }
