@@ -18,7 +18,7 @@ use graphrun::engine::{self, Collector, Mode, NodeStatus, RunOptions, RunSummary
 use graphrun::playbook::{self, Playbook};
 use graphrun::plugins::{Origin, Registry};
 use graphrun::transport::{MemoryTransport, Simulated, Transport};
-use graphrun_plugin_api::{HostInfo, Params, PlanRequest, Plugin};
+use graphrun_plugin_api::{HostInfo, Params, PlanRequest};
 use serde_json::json;
 
 const WORKSPACE: &str = env!("CARGO_MANIFEST_DIR");
@@ -438,7 +438,8 @@ fn builtin_file_plugin_built_both_ways_plans_identically() {
     registry.load_library("file", &library).unwrap();
     let entry = registry.get("file").unwrap();
     assert_eq!(entry.origin, Origin::Library(library));
-    let builtin = graphrun_plugin_file::FilePlugin;
+    let builtins = Registry::builtin();
+    let builtin = builtins.get("file").unwrap().plugin.as_ref();
     let loaded = entry.plugin.as_ref();
     assert_eq!(loaded.info(), builtin.info());
 

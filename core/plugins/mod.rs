@@ -48,12 +48,7 @@ impl Registry {
         let mut registry = Registry {
             entries: Vec::new(),
         };
-        let builtins: [Arc<dyn Plugin>; 3] = [
-            Arc::new(graphrun_plugin_command::CommandPlugin),
-            Arc::new(graphrun_plugin_fetch::FetchPlugin),
-            Arc::new(graphrun_plugin_file::FilePlugin),
-        ];
-        for plugin in builtins {
+        for plugin in graphrun_builtin_plugins::plugins() {
             registry.entries.push(Entry {
                 info: plugin.info(),
                 origin: Origin::BuiltIn,

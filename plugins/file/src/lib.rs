@@ -1,37 +1,42 @@
 //! The built-in `file` step: a file's content, a line in it, a regex rewrite, or a directory.
 
 use graphrun_plugin_api::{
-    attrs_from, attrs_params, Op, ParamKind, ParamSpec, Params, Plan, PlanRequest, PlanResponse,
-    Plugin, PluginError, PluginInfo,
+    attrs_from, Op, ParamKind, Params, Plan, PlanRequest, PlanResponse, Plugin, PluginError,
+    PluginInfo,
 };
+use graphrun_plugin_kit::params::{specs, Args, Param, GROUP, MODE, OWNER};
 
 /// Manages one path: `content`, `line` (with `absent`), `replace`, `directory`, or `absent` alone.
 #[derive(Debug, Default)]
 pub struct FilePlugin;
 
+const PARAMS: &[Param] = &[
+    Param::required("path", ParamKind::String, "Path on the host"),
+    Param::optional("content", ParamKind::String, "Whole content of the file"),
+    Param::optional("source", ParamKind::String, "A local file to copy to the host (relative to the playbook); for binaries and large files"),
+    Param::optional("sha256", ParamKind::String, "With `source`: its expected sha256, checked before anything is sent"),
+    Param::optional("line", ParamKind::String, "A line the file must contain (created if missing)"),
+    Param::optional("absent", ParamKind::Bool, "With `line`: remove the line; alone: remove the path")
+        .default_bool(false),
+    Param::optional("replace", ParamKind::Table, "{ regex = \"POSIX ERE\", with = \"replacement, \\\\1 for groups\" }: rewrite matching lines"),
+    Param::optional("directory", ParamKind::Bool, "Make the path a directory (parents included)")
+        .default_bool(false),
+    MODE,
+    OWNER,
+    GROUP,
+];
+
+/// The parameters that choose what the step does; one of them, or `absent` alone.
 const MODES: [&str; 5] = ["content", "source", "line", "replace", "directory"];
 
 impl Plugin for FilePlugin {
     fn info(&self) -> PluginInfo {
-        let mut params = vec![
-            ParamSpec::required("path", ParamKind::String, "Path on the host"),
-            ParamSpec::optional("content", ParamKind::String, "Whole content of the file"),
-            ParamSpec::optional("source", ParamKind::String, "A local file to copy to the host (relative to the playbook); for binaries and large files"),
-            ParamSpec::optional("sha256", ParamKind::String, "With `source`: its expected sha256, checked before anything is sent"),
-            ParamSpec::optional("line", ParamKind::String, "A line the file must contain (created if missing)"),
-            ParamSpec::optional("absent", ParamKind::Bool, "With `line`: remove the line; alone: remove the path")
-                .with_default(false.into()),
-            ParamSpec::optional("replace", ParamKind::Table, "{ regex = \"POSIX ERE\", with = \"replacement, \\\\1 for groups\" }: rewrite matching lines"),
-            ParamSpec::optional("directory", ParamKind::Bool, "Make the path a directory (parents included)")
-                .with_default(false.into()),
-        ];
-        params.extend(attrs_params());
         PluginInfo {
             name: "file".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Manages a file (content, or a local file to upload), a line in it, a regex rewrite, or a directory"
                 .into(),
-            params,
+            params: specs(PARAMS),
             outputs: vec![],
             needs_facts: false,
             exclusive: false,
@@ -48,26 +53,25 @@ impl Plugin for FilePlugin {
 }
 
 fn file_op(params: &Params) -> Result<Op, PluginError> {
-    let path = params.required_str("path")?;
+    let args = Args::new(PARAMS, params);
+    let path = args.required_str("path")?;
     let attrs = attrs_from(params)?;
-    let absent = params.flag("absent")?;
+    let absent = args.flag("absent")?;
     let has_attrs = attrs != Default::default();
-    let op = match params.one_of(&MODES, !absent)? {
+    let op = match args.one_of(&MODES, !absent)? {
         None => Op::Absent { path: path.into() },
-        Some("content") => {
-            Op::file(path, params.required_str("content")?).with_attrs(attrs.clone())
-        }
+        Some("content") => Op::file(path, args.required_str("content")?).with_attrs(attrs.clone()),
         Some("directory") => Op::directory(path).with_attrs(attrs.clone()),
         Some("source") => Op::Upload {
-            source: params.required_str("source")?.into(),
+            source: args.required_str("source")?.into(),
             path: path.into(),
-            sha256: params.str("sha256")?.map(str::to_string),
+            sha256: args.str("sha256")?.map(str::to_string),
             attrs: attrs.clone(),
         },
-        Some("line") if absent => Op::line_absent(path, params.required_str("line")?),
-        Some("line") => Op::line(path, params.required_str("line")?),
+        Some("line") if absent => Op::line_absent(path, args.required_str("line")?),
+        Some("line") => Op::line(path, args.required_str("line")?),
         Some(_replace) => {
-            let table = params.table("replace")?.unwrap_or_default();
+            let table = args.table("replace")?.unwrap_or_default();
             let regex = table
                 .str("regex")?
                 .ok_or_else(|| PluginError::param("replace", "needs `regex`"))?;
@@ -100,7 +104,7 @@ fn file_op(params: &Params) -> Result<Op, PluginError> {
             "mode, owner and group go with `content`, `source` or `directory`",
         ));
     }
-    if params.has("sha256") && !matches!(op, Op::Upload { .. }) {
+    if args.has("sha256") && !matches!(op, Op::Upload { .. }) {
         return Err(PluginError::param("sha256", "goes with `source`"));
     }
     Ok(op)

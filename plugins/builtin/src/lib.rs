@@ -1,0 +1,32 @@
+//! The plugins linked into graphrun: one cargo feature per plugin (all on by default), so a
+//! smaller graphrun can leave steps out and adding a plugin is one line here.
+
+use std::sync::Arc;
+
+use graphrun_plugin_api::Plugin;
+
+/// Every built-in plugin this build has, in name order.
+// Each push depends on a feature, so the list cannot be one `vec![…]`.
+#[allow(clippy::vec_init_then_push)]
+pub fn plugins() -> Vec<Arc<dyn Plugin>> {
+    let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+    #[cfg(feature = "command")]
+    plugins.push(Arc::new(graphrun_plugin_command::CommandPlugin));
+    #[cfg(feature = "fetch")]
+    plugins.push(Arc::new(graphrun_plugin_fetch::FetchPlugin));
+    #[cfg(feature = "file")]
+    plugins.push(Arc::new(graphrun_plugin_file::FilePlugin));
+    plugins
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_unique_and_sorted() {
+        let names: Vec<String> = super::plugins().iter().map(|p| p.info().name).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+}
