@@ -8,6 +8,7 @@ mod cli;
 mod dag;
 mod dynamic_plugins;
 mod graph;
+mod regression;
 mod scheduler;
 mod ssh;
 mod state_safety;

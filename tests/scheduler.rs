@@ -317,7 +317,7 @@ async fn a_failure_blocks_only_its_dependents() {
         (
             NodeStatus::Failed,
             1,
-            Some("`run `first`` exited with 1: simulated failure".into())
+            Some("`run `first`` exited with 1\nstderr:\nsimulated failure".into())
         )
     );
     assert_eq!(
@@ -463,7 +463,7 @@ async fn retries_run_out() {
         (
             NodeStatus::Failed,
             2,
-            Some("`run `broken`` exited with 1: simulated failure".into())
+            Some("`run `broken`` exited with 1\nstderr:\nsimulated failure".into())
         )
     );
     assert_eq!(out.summary.nodes["after@a"], NodeStatus::Blocked);
@@ -703,6 +703,12 @@ async fn an_interrupt_stops_running_nodes_and_records_them() {
     )
     .await;
     assert_eq!(out.summary.exit_code, 130);
+    let recap = &out.summary.recap["a"];
+    assert_eq!(
+        (recap.interrupted, recap.failed),
+        (2, 0),
+        "counted as interrupted"
+    );
     assert_eq!(
         out.summary.nodes,
         statuses(&[

@@ -37,7 +37,7 @@ pub enum NodeStatus {
     Unreachable,
     /// Not run: something it needs failed.
     Blocked,
-    /// Not run: the run stopped early (`--fail-fast`).
+    /// Not run: the run stopped early (`--fail-fast`, Ctrl-C).
     Cancelled,
     /// Stopped by Ctrl-C.
     Interrupted,
@@ -102,6 +102,8 @@ pub struct Recap {
     pub skipped: usize,
     /// Nodes that failed.
     pub failed: usize,
+    /// Nodes stopped by Ctrl-C.
+    pub interrupted: usize,
     /// Nodes that could not reach the host.
     pub unreachable: usize,
     /// Nodes not run because a need failed, or the run stopped.
@@ -116,7 +118,8 @@ impl Recap {
             NodeStatus::Changed => self.changed += 1,
             NodeStatus::WouldChange => self.would_change += 1,
             NodeStatus::Skipped => self.skipped += 1,
-            NodeStatus::Failed | NodeStatus::Interrupted => self.failed += 1,
+            NodeStatus::Failed => self.failed += 1,
+            NodeStatus::Interrupted => self.interrupted += 1,
             NodeStatus::Unreachable => self.unreachable += 1,
             NodeStatus::Blocked | NodeStatus::Cancelled => self.blocked += 1,
         }
@@ -137,6 +140,9 @@ pub enum Event {
         mode: Mode,
         /// Node count per host.
         hosts: BTreeMap<String, usize>,
+        /// The run log (`apply` only): every op with its whole output.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        log: Option<String>,
     },
     /// A node starts an attempt.
     NodeStarted {
@@ -169,6 +175,9 @@ pub enum Event {
         /// Tail of its stderr when it failed (secrets redacted).
         #[serde(skip_serializing_if = "Option::is_none")]
         stderr: Option<String>,
+        /// Tail of its stdout when it failed (secrets redacted).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stdout: Option<String>,
     },
     /// A node ended.
     NodeFinished {

@@ -17,8 +17,8 @@ use crate::transport::{Frame, RunError, Session};
 
 /// How planning may go back and forth before the plugin must answer with a plan.
 const MAX_PROBE_ROUNDS: usize = 4;
-/// Failed ops show this much of their stderr.
-const STDERR_TAIL: usize = 2000;
+/// Failed ops show this much of their stderr and stdout.
+const OUTPUT_TAIL: usize = 2000;
 
 /// A node's result.
 #[derive(Debug, Clone)]
@@ -263,8 +263,9 @@ async fn attempt_once(
     for (index, (op, frame)) in ops.iter().zip(&frames).enumerate() {
         let status = op_status(op, frame);
         cx.log_op(names.node, op, frame, status);
-        let failed_stderr =
-            (status == OpStatus::Failed).then(|| cx.redactor.redact(&tail(&frame.stderr)));
+        let failed = status == OpStatus::Failed;
+        let failed_stderr = failed.then(|| cx.redactor.redact(&tail(&frame.stderr)));
+        let failed_stdout = failed.then(|| cx.redactor.redact(&tail(&frame.stdout)));
         let summary = cx.redactor.redact(&op.summary());
         cx.reporter.event(&Event::OpFinished {
             node: names.node.to_string(),
@@ -275,18 +276,20 @@ async fn attempt_once(
             status,
             exit_code: frame.exit_code,
             stderr: failed_stderr.clone(),
+            stdout: failed_stdout.clone(),
         });
         match status {
             OpStatus::Failed => {
                 let code = frame.exit_code.unwrap_or(-1);
-                let stderr = failed_stderr.unwrap_or_default();
-                return Err(Failure::Node(
-                    NodeStatus::Failed,
-                    match stderr.trim() {
-                        "" => format!("`{summary}` exited with {code}"),
-                        text => format!("`{summary}` exited with {code}: {text}"),
-                    },
-                ));
+                let mut error = format!("`{summary}` exited with {code}");
+                // stderr first: it usually says why; stdout often holds the last thing done.
+                for (name, text) in [("stderr", failed_stderr), ("stdout", failed_stdout)] {
+                    let text = text.unwrap_or_default();
+                    if !text.trim().is_empty() {
+                        error.push_str(&format!("\n{name}:\n{}", text.trim_end()));
+                    }
+                }
+                return Err(Failure::Node(NodeStatus::Failed, error));
             }
             OpStatus::Changed => node_status = NodeStatus::Changed,
             OpStatus::WouldChange => node_status = NodeStatus::WouldChange,
@@ -456,7 +459,7 @@ fn hex(bytes: &[u8]) -> String {
 
 fn tail(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let start = text.len().saturating_sub(STDERR_TAIL);
+    let start = text.len().saturating_sub(OUTPUT_TAIL);
     let start = (start..text.len())
         .find(|i| text.is_char_boundary(*i))
         .unwrap_or(text.len());

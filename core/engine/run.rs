@@ -218,7 +218,7 @@ pub async fn execute(
     let run_id = humantime::format_rfc3339_millis(std::time::SystemTime::now())
         .to_string()
         .replace(':', "-");
-    let log = if options.mode == Mode::Apply {
+    let (log, log_path) = if options.mode == Mode::Apply {
         let runs = data_dir.join("runs");
         let dir = runs.join(&run_id);
         // `runs/` itself may predate private folders: made private again on every run.
@@ -227,12 +227,11 @@ pub async fn execute(
                 .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
         }
         let path = dir.join("ops.log");
-        Some(
-            RunLog::create(&path)
-                .map_err(|err| format!("cannot create {}: {err}", path.display()))?,
-        )
+        let log = RunLog::create(&path)
+            .map_err(|err| format!("cannot create {}: {err}", path.display()))?;
+        (Some(log), Some(path.display().to_string()))
     } else {
-        None
+        (None, None)
     };
     let used_hosts: Vec<_> = playbook
         .hosts
@@ -281,6 +280,7 @@ pub async fn execute(
         playbook: playbook.path.display().to_string(),
         mode: options.mode,
         hosts: per_host_nodes,
+        log: log_path,
     });
     {
         let connections = connections.clone();

@@ -3,7 +3,7 @@
 //! Nodes are scheduled by counting unfinished needs (not by one fixed topological order), so
 //! every host moves on at its own pace. A failed node blocks only its dependents.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,7 +36,22 @@ pub(super) struct Scheduler<'a> {
     status: Vec<Option<NodeStatus>>,
     started_at: Vec<Option<Instant>>,
     running: JoinSet<(usize, Outcome)>,
+    /// The node each running task works on, to name it when the task panics.
+    task_node: HashMap<tokio::task::Id, usize>,
     stop_launching: bool,
+}
+
+/// What a panicking task said, if it said it with text.
+fn panic_message(err: tokio::task::JoinError) -> String {
+    if !err.is_panic() {
+        return err.to_string();
+    }
+    let payload = err.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }
 
 impl<'a> Scheduler<'a> {
@@ -75,6 +90,7 @@ impl<'a> Scheduler<'a> {
             status: vec![None; dag.nodes.len()],
             started_at: vec![None; dag.nodes.len()],
             running: JoinSet::new(),
+            task_node: HashMap::new(),
             stop_launching: false,
         };
         for node in 0..dag.nodes.len() {
@@ -132,11 +148,22 @@ impl<'a> Scheduler<'a> {
                 return false;
             }
             tokio::select! {
-                joined = self.running.join_next() => {
-                    if let Some(Ok((node, outcome))) = joined {
+                joined = self.running.join_next_with_id() => match joined {
+                    Some(Ok((id, (node, outcome)))) => {
+                        self.task_node.remove(&id);
                         self.finished(node, outcome);
                     }
-                }
+                    // A panic is a bug in graphrun or a plugin: its node failed, and says so
+                    // (it must never look like a node that was not started).
+                    Some(Err(err)) => {
+                        if let Some(node) = self.task_node.remove(&err.id()) {
+                            let why = panic_message(err);
+                            let outcome = Outcome::early(NodeStatus::Failed, Some(format!("graphrun bug: the node panicked: {why}")));
+                            self.finished(node, Outcome { attempts: 1, ..outcome });
+                        }
+                    }
+                    None => {}
+                },
                 _ = &mut interrupt => {
                     self.running.abort_all();
                     while self.running.join_next().await.is_some() {}
@@ -164,8 +191,10 @@ impl<'a> Scheduler<'a> {
                 eprintln!("graphrun: {err}");
             }
         }
-        self.running
+        let task = self
+            .running
             .spawn(async move { (node, node::run_node(cx, step, host, name).await) });
+        self.task_node.insert(task.id(), node);
     }
 
     fn finished(&mut self, node: usize, outcome: Outcome) {

@@ -26,6 +26,8 @@ struct Inner {
     overflow: Option<ProgressBar>,
     failures: Vec<(String, String)>,
     changes: BTreeMap<String, Vec<String>>,
+    /// The run log, named with failures (it has every op's whole output).
+    log: Option<String>,
 }
 
 impl Human {
@@ -40,6 +42,7 @@ impl Human {
                 overflow: None,
                 failures: Vec::new(),
                 changes: BTreeMap::new(),
+                log: None,
             }),
         }
     }
@@ -77,9 +80,11 @@ impl Reporter for Human {
                 mode,
                 hosts,
                 playbook,
+                log,
                 ..
             } => {
                 inner.mode = *mode;
+                inner.log = log.clone();
                 let verb = if *mode == Mode::Plan {
                     "planning"
                 } else {
@@ -164,8 +169,17 @@ impl Reporter for Human {
                         inner.failures.push((node.clone(), error.clone()));
                     }
                 }
+                // On a terminal the bars show progress; what changed or failed stays above
+                // them, as cargo keeps its "Compiling" lines.
                 let show = inner.bars.is_none()
-                    || matches!(status, NodeStatus::Failed | NodeStatus::Unreachable);
+                    || matches!(
+                        status,
+                        NodeStatus::Changed
+                            | NodeStatus::WouldChange
+                            | NodeStatus::Failed
+                            | NodeStatus::Unreachable
+                            | NodeStatus::Interrupted
+                    );
                 if show {
                     let seconds = *duration_ms as f64 / 1000.0;
                     let mut text = format!("{:<12} {node} ({seconds:.2}s)", status.word());
@@ -198,15 +212,24 @@ impl Reporter for Human {
                         error.replace('\n', "\n  ")
                     ));
                 }
-                let verdict = match exit_code {
-                    0 => "done",
-                    130 => "interrupted: state saved; run apply again to resume",
-                    _ => "failed: fix the cause and run apply again to resume",
+                if let (Some(log), false) = (&inner.log, inner.failures.is_empty()) {
+                    inner.line(&format!("every op's whole output: {log}"));
+                }
+                let seconds = *duration_ms as f64 / 1000.0;
+                let verdict = match (exit_code, inner.mode) {
+                    (0, _) => format!("done in {seconds:.2}s"),
+                    (130, Mode::Apply) => format!(
+                        "interrupted after {seconds:.2}s: state saved; run apply again to resume"
+                    ),
+                    (130, Mode::Plan) => format!("interrupted after {seconds:.2}s"),
+                    (_, Mode::Apply) => format!(
+                        "failed after {seconds:.2}s: fix the cause and run apply again to resume"
+                    ),
+                    (_, Mode::Plan) => {
+                        format!("failed after {seconds:.2}s: fix the cause and run plan again")
+                    }
                 };
-                inner.line(&format!(
-                    "{verdict} in {:.2}s",
-                    *duration_ms as f64 / 1000.0
-                ));
+                inner.line(&verdict);
             }
         }
     }
@@ -216,9 +239,10 @@ fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
 }
 
-/// The recap: one row per host.
+/// The recap: one row per host (and an `interrupted` column after Ctrl-C).
 pub fn recap_table(mode: Mode, recap: &BTreeMap<String, Recap>) -> String {
     let width = recap.keys().map(String::len).max().unwrap_or(4).max(4);
+    let interrupted = recap.values().any(|r| r.interrupted > 0);
     let mut out = String::from("\nRECAP\n");
     let middle = if mode == Mode::Plan {
         "would_change"
@@ -226,9 +250,13 @@ pub fn recap_table(mode: Mode, recap: &BTreeMap<String, Recap>) -> String {
         "changed"
     };
     out.push_str(&format!(
-        "{:<width$}  {:>5}  {:>12}  {:>7}  {:>6}  {:>11}  {:>7}\n",
+        "{:<width$}  {:>5}  {:>12}  {:>7}  {:>6}  {:>11}  {:>7}",
         "host", "ok", middle, "skipped", "failed", "unreachable", "blocked"
     ));
+    if interrupted {
+        out.push_str("  interrupted");
+    }
+    out.push('\n');
     for (host, r) in recap {
         let changed = if mode == Mode::Plan {
             r.would_change
@@ -236,9 +264,13 @@ pub fn recap_table(mode: Mode, recap: &BTreeMap<String, Recap>) -> String {
             r.changed
         };
         out.push_str(&format!(
-            "{host:<width$}  {:>5}  {:>12}  {:>7}  {:>6}  {:>11}  {:>7}\n",
+            "{host:<width$}  {:>5}  {:>12}  {:>7}  {:>6}  {:>11}  {:>7}",
             r.ok, changed, r.skipped, r.failed, r.unreachable, r.blocked
         ));
+        if interrupted {
+            out.push_str(&format!("  {:>11}", r.interrupted));
+        }
+        out.push('\n');
     }
     out
 }

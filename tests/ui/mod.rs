@@ -4,6 +4,7 @@
 //! ui::` rewrites the expected text in place after a deliberate change.
 
 mod diagnostics;
+mod run;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -41,9 +42,14 @@ fn validate(text: &str) -> String {
     transcript(playbook.dir.path(), &output)
 }
 
-/// The folder becomes `[ROOT]`; `1.25s` becomes `[ELAPSED]`.
+/// The folder becomes `[ROOT]`, a run's id `[RUN]`, `1.25s` `[ELAPSED]`.
 fn redact(text: &str, root: &Path) -> String {
-    let text = text.replace(&root.display().to_string(), "[ROOT]");
+    let mut text = text.replace(&root.display().to_string(), "[ROOT]");
+    while let Some(start) = text.find("/runs/2") {
+        let id = start + "/runs/".len();
+        let end = text[id..].find('/').map_or(text.len(), |i| id + i);
+        text.replace_range(id..end, "[RUN]");
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text.as_str();
     while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {

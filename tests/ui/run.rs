@@ -1,0 +1,82 @@
+//! Human output of `apply` and `plan` (plain lines: stdout is not a terminal here).
+
+use snapbox::{assert_data_eq, str};
+
+use super::{graphrun, transcript};
+use crate::support::TempPlaybook;
+
+/// A local host working in the playbook's own folder.
+fn local(steps: &str) -> TempPlaybook {
+    let playbook = TempPlaybook::new("");
+    let root = playbook.dir.path().display();
+    let text =
+        format!("[vars]\nroot = \"{root}\"\n\n[hosts.control]\nconnection = \"local\"\n\n{steps}");
+    std::fs::write(&playbook.path, text).unwrap();
+    playbook
+}
+
+#[test]
+fn a_failure_shows_stdout_and_stderr_tails_and_the_run_log() {
+    let playbook = local(
+        "[steps.made]\nplugin = \"file\"\npath = \"{{ vars.root }}/made\"\ncontent = \"x\"\n\n\
+         [steps.broken]\nplugin = \"command\"\nrun = \"echo step 1 done; echo disk full >&2; exit 4\"\nneeds = [\"made\"]\n",
+    );
+    let dir = playbook.dir.path();
+    let output = graphrun(dir, &["apply", "playbook.toml"]);
+    assert_data_eq!(
+        transcript(dir, &output),
+        str![[r#"
+exit 1
+--- stdout
+applying playbook.toml: 2 nodes on 1 host
+changed      made@control ([ELAPSED])
+failed       broken@control ([ELAPSED])
+
+RECAP
+host        ok       changed  skipped  failed  unreachable  blocked
+control      0             1        0       1            0        0
+
+FAILED broken@control:
+  `run `echo step 1 done; echo disk full >&2; exit 4`` exited with 4
+  stderr:
+  disk full
+  stdout:
+  step 1 done
+every op's whole output: ./.graphrun/playbook/runs/[RUN]/ops.log
+failed after [ELAPSED]: fix the cause and run apply again to resume
+--- stderr
+
+"#]]
+    );
+}
+
+#[test]
+fn plan_after_a_failure_speaks_of_plan_not_of_resuming() {
+    let playbook = local(
+        "[steps.made]\nplugin = \"file\"\npath = \"{{ vars.root }}/made\"\ncontent = \"x\"\n\n\
+         [steps.gate]\nplugin = \"command\"\nrun = \"test -e {{ vars.root }}/nothing\"\nchanged = false\n",
+    );
+    let dir = playbook.dir.path();
+    let output = graphrun(dir, &["plan", "playbook.toml"]);
+    assert_data_eq!(
+        transcript(dir, &output),
+        str![[r#"
+exit 1
+--- stdout
+planning playbook.toml: 2 nodes on 1 host
+would_change made@control ([ELAPSED])
+    ~ file [ROOT]/made (1 bytes)
+failed       gate@control ([ELAPSED])
+
+RECAP
+host        ok  would_change  skipped  failed  unreachable  blocked
+control      0             1        0       1            0        0
+
+FAILED gate@control:
+  `check `test -e [ROOT]/nothing`` exited with 1
+failed after [ELAPSED]: fix the cause and run plan again
+--- stderr
+
+"#]]
+    );
+}
