@@ -6,7 +6,10 @@
 //! and start a process only to compare or to change something. Conventions:
 //! - `gr_s=u; return 0`: nothing to do;
 //! - `gr_change || return`: in check mode (`graphrun plan`) records "would change" and leaves;
-//! - a non-zero return is a failure, its stderr the reason.
+//! - a non-zero return is a failure, its stderr the reason;
+//! - `gr_backup PATH` before an existing file changes or goes: `PATH.graphrun.bak` keeps its
+//!   previous version (one backup per file; `.bak` and the dot keep it out of `*.conf`
+//!   includes, run-parts and logrotate's folders).
 //!
 //! Every value is quoted with [`quote`]; nothing from a playbook reaches the shell unquoted.
 
@@ -44,7 +47,12 @@ gr_put() {
   else
     gr_write "$gr_new" && gr_attrs "$gr_new" "$2" "$3" "$4" || return
   fi
+  gr_backup "$1" || return
   mv -f "$gr_new" "$1"
+}
+gr_backup() {
+  [ -f "$1" ] || return 0
+  cp -p "$1" "$1.graphrun.bak"
 }
 gr_write() {
   if [ -n "${gr_text+set}" ]; then printf '%s' "$gr_text" >"$1"; else cat "$T/c" >"$1"; fi
@@ -125,7 +133,8 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
             )
         }
         Op::Absent { path } => format!(
-            "[ -e {p} ] || [ -L {p} ] || {{ gr_s=u; return 0; }}\ngr_change || return\nrm -rf {p}",
+            "[ -e {p} ] || [ -L {p} ] || {{ gr_s=u; return 0; }}\ngr_change || return\n\
+             gr_backup {p} && rm -rf {p}",
             p = quote(path)
         ),
         Op::Line {
@@ -139,6 +148,7 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
                  [ -f \"$p\" ] && grep -qxF -e \"$l\" \"$p\" && {{ gr_s=u; return 0; }}\n\
                  gr_change || return\n\
                  [ -d \"${{p%/*}}\" ] || mkdir -p \"${{p%/*}}\" || return\n\
+                 gr_backup \"$p\" || return\n\
                  if [ -s \"$p\" ] && [ -n \"$(tail -c1 \"$p\")\" ]; then echo >>\"$p\"; fi\n\
                  printf '%s\\n' \"$l\" >>\"$p\"",
                 p = quote(path),
@@ -176,7 +186,7 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
                  sed -E {sed} \"$p\" >\"$T/c\" || return\n\
                  cmp -s \"$T/c\" \"$p\" && {{ gr_s=u; return 0; }}\n\
                  gr_change || return\n\
-                 sed -E -i {sed} \"$p\"",
+                 unset gr_text; gr_put \"$p\" '' '' '' ''",
                 p = quote(path),
                 r = quote(regex),
             )

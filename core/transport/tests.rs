@@ -344,3 +344,62 @@ async fn a_killed_session_fails_queued_batches_as_reset() {
         "graphrun's own kill is told apart from a lost connection"
     );
 }
+
+#[tokio::test]
+async fn every_edit_of_an_existing_file_keeps_one_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = shell().await;
+    let edits = [
+        Op::file("F", "new\n"),
+        Op::line("F", "added"),
+        Op::line_absent("F", "old"),
+        Op::replace("F", "^(old)$", "# \\1"),
+        Op::block("F", "id", "inside"),
+        Op::Absent { path: "F".into() },
+    ];
+    for (index, edit) in edits.iter().enumerate() {
+        let target = path(dir.path(), &format!("conf{index}"));
+        let backup = format!("{target}.graphrun.bak");
+        let edit: Op = serde_json::from_str(
+            &serde_json::to_string(edit)
+                .unwrap()
+                .replace("\"F\"", &format!("{target:?}")),
+        )
+        .unwrap();
+        std::fs::write(&target, "old\n").unwrap();
+        assert_eq!(
+            outcomes(&run(&session, std::slice::from_ref(&edit), true).await),
+            ["w"]
+        );
+        assert!(
+            !Path::new(&backup).exists(),
+            "{edit:?}: plan keeps no backup"
+        );
+        assert_eq!(
+            outcomes(&run(&session, std::slice::from_ref(&edit), false).await),
+            [""]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&backup).unwrap(),
+            "old\n",
+            "{edit:?}"
+        );
+        // One backup per file: the next edit's backup replaces it.
+        std::fs::write(&target, "old\nolder\n").unwrap();
+        assert_eq!(
+            outcomes(&run(&session, std::slice::from_ref(&edit), false).await),
+            [""]
+        );
+        assert_eq!(
+            std::fs::read_to_string(&backup).unwrap(),
+            "old\nolder\n",
+            "{edit:?}"
+        );
+    }
+    let created = path(dir.path(), "created");
+    run(&session, &[Op::file(&created, "x")], false).await;
+    assert!(
+        !Path::new(&format!("{created}.graphrun.bak")).exists(),
+        "a new file has no backup"
+    );
+}

@@ -6,6 +6,8 @@ use graphrun_plugin_api::{
 };
 use graphrun_plugin_kit::params::{specs, Args, Param, GROUP, MODE, OWNER};
 
+mod replace;
+
 /// Manages one path: `content`, `line` (with `absent`), `replace`, `directory`, or `absent` alone.
 #[derive(Debug, Default)]
 pub struct FilePlugin;
@@ -18,7 +20,7 @@ const PARAMS: &[Param] = &[
     Param::optional("line", ParamKind::String, "A line the file must contain (created if missing)"),
     Param::optional("absent", ParamKind::Bool, "With `line`: remove the line; alone: remove the path")
         .default_bool(false),
-    Param::optional("replace", ParamKind::Table, "{ regex = \"POSIX ERE\", with = \"replacement, \\\\1 for groups\" }: rewrite matching lines"),
+    Param::optional("replace", ParamKind::Table, "{ regex = \"POSIX ERE\", with = \"replacement: \\\\1…\\\\9 for groups, & for the match (sed's syntax; `$1` is refused)\" }: rewrite matching lines"),
     Param::optional("directory", ParamKind::Bool, "Make the path a directory (parents included)")
         .default_bool(false),
     MODE,
@@ -84,6 +86,7 @@ fn file_op(params: &Params) -> Result<Op, PluginError> {
                     format!("unknown key `{extra}`: only `regex` and `with`"),
                 ));
             }
+            replace::check(regex, with)?;
             Op::replace(path, regex, with)
         }
     };
