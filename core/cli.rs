@@ -88,6 +88,9 @@ enum Command {
         /// Ignore the state of earlier runs.
         #[arg(long)]
         fresh: bool,
+        /// Show what each file op changes, as a unified diff (`plan` always does).
+        #[arg(long)]
+        diff: bool,
     },
     /// List plugins, or show one plugin's parameters.
     Plugins {
@@ -174,8 +177,10 @@ async fn dispatch(command: Command) -> i32 {
             },
             Err(code) => code,
         },
-        Command::Plan { run } => run_playbook(run, Mode::Plan, false, registry).await,
-        Command::Apply { run, fresh } => run_playbook(run, Mode::Apply, fresh, registry).await,
+        Command::Plan { run } => run_playbook(run, Mode::Plan, false, false, registry).await,
+        Command::Apply { run, fresh, diff } => {
+            run_playbook(run, Mode::Apply, fresh, diff, registry).await
+        }
         Command::Plugins { name, playbook } => {
             if let Some(path) = playbook {
                 let input = Input {
@@ -211,7 +216,13 @@ fn usage_error(message: &str) -> i32 {
     EXIT_INVALID
 }
 
-async fn run_playbook(args: RunArgs, mode: Mode, fresh: bool, mut registry: Registry) -> i32 {
+async fn run_playbook(
+    args: RunArgs,
+    mode: Mode,
+    fresh: bool,
+    diff: bool,
+    mut registry: Registry,
+) -> i32 {
     let playbook = match load(&args.input, &mut registry) {
         Ok(playbook) => playbook,
         Err(code) => return code,
@@ -229,6 +240,7 @@ async fn run_playbook(args: RunArgs, mode: Mode, fresh: bool, mut registry: Regi
         per_host: args.per_host,
         fail_fast: args.fail_fast,
         fresh,
+        diff,
         selection: Selection {
             limit: args.limit,
             only: args.only,

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod dag;
+mod diff;
 mod dynamic_plugins;
 mod graph;
 mod regression;

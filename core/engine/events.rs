@@ -178,6 +178,10 @@ pub enum Event {
         /// Tail of its stdout when it failed (secrets redacted).
         #[serde(skip_serializing_if = "Option::is_none")]
         stdout: Option<String>,
+        /// `plan` and `apply --diff`: what it changes (would change) in a file, as a unified
+        /// diff or a one-line summary for binary and large files (secrets redacted).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        diff: Option<String>,
     },
     /// A node ended.
     NodeFinished {

@@ -1,6 +1,7 @@
 //! The engine: DAG expansion, scheduling, node execution, state, events.
 
 pub mod dag;
+pub mod diff;
 pub mod events;
 mod journal;
 pub mod lock;

@@ -1,7 +1,7 @@
 //! Running one (step, host) node: render, plan (with probes), run the ops, interpret results.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use graphrun_plugin_api::{
@@ -256,7 +256,7 @@ async fn attempt_once(
         .collect();
     let uploads = read_uploads(cx, &ops).map_err(|err| (NodeStatus::Failed, err))?;
     let frames = session
-        .run(&ops, &uploads, check_mode)
+        .run(&ops, &uploads, check_mode, check_mode || cx.diff)
         .await
         .map_err(node_failure)?;
     let mut node_status = NodeStatus::Ok;
@@ -277,6 +277,7 @@ async fn attempt_once(
             exit_code: frame.exit_code,
             stderr: failed_stderr.clone(),
             stdout: failed_stdout.clone(),
+            diff: super::diff::of_op(op, &frame.stdout).map(|d| cx.redactor.redact(&d)),
         });
         match status {
             OpStatus::Failed => {
@@ -296,7 +297,8 @@ async fn attempt_once(
             OpStatus::Ok | OpStatus::NotRun => {}
         }
         if let (Op::Fetch { to, .. }, false) = (op, check_mode) {
-            let target = resolve(&cx.fetch_dir(names.host), to);
+            // `join` keeps an absolute path as it is.
+            let target = cx.fetch_dir(names.host).join(to);
             save_fetched(&target, &frame.stdout).map_err(|err| {
                 (
                     NodeStatus::Failed,
@@ -346,7 +348,7 @@ async fn run_probes(
         })
         .collect();
     let frames = session
-        .run(&ops, &HashMap::new(), false)
+        .run(&ops, &HashMap::new(), false, false)
         .await
         .map_err(node_failure)?;
     Ok(probes
@@ -370,7 +372,7 @@ fn read_uploads(cx: &RunContext, ops: &[Op]) -> Result<HashMap<usize, Vec<u8>>, 
     let mut uploads = HashMap::new();
     for (index, op) in ops.iter().enumerate() {
         if let Op::Upload { source, sha256, .. } = op {
-            let path = resolve(&cx.playbook.dir(), source);
+            let path = cx.playbook.dir().join(source);
             let bytes = std::fs::read(&path)
                 .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
             if let Some(expected) = sha256 {
@@ -393,15 +395,6 @@ fn save_fetched(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
         private_dir(dir)?;
     }
     write_private(target, bytes)
-}
-
-fn resolve(base: &Path, path: &str) -> PathBuf {
-    let path = Path::new(path);
-    if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        base.join(path)
-    }
 }
 
 fn render_params(

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub fresh: bool,
     /// Part of the playbook to run.
     pub selection: Selection,
+    /// Report what file ops change as diffs (always on in `plan`).
+    pub diff: bool,
 }
 
 impl Default for RunOptions {
@@ -48,6 +50,7 @@ impl Default for RunOptions {
             fail_fast: false,
             fresh: false,
             selection: Selection::default(),
+            diff: false,
         }
     }
 }
@@ -79,6 +82,8 @@ pub struct RunContext {
     pub(super) registry: Arc<Registry>,
     pub(super) connections: Arc<Connections>,
     pub(super) mode: Mode,
+    /// Whether ops report their file diffs (`apply --diff`; `plan` always does).
+    pub(super) diff: bool,
     pub(super) redactor: Redactor,
     pub(super) env: minijinja::Environment<'static>,
     pub(super) reporter: Arc<dyn Reporter>,
@@ -101,7 +106,7 @@ impl RunContext {
             let session = self.connections.session(host).await?;
             let op = Op::check(Run::Shell(node::FACTS_SCRIPT.to_string()));
             let frames = session
-                .run(&[op], &HashMap::new(), false)
+                .run(&[op], &HashMap::new(), false, false)
                 .await
                 .map_err(|e| format!("{e:?}"))?;
             Ok(frames
@@ -256,6 +261,7 @@ pub async fn execute(
         registry,
         connections: connections.clone(),
         mode: options.mode,
+        diff: options.diff,
         redactor: Redactor::new(&playbook.secrets),
         env: template::environment(),
         reporter: reporter.clone(),

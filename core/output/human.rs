@@ -25,9 +25,10 @@ struct Inner {
     host_bars: HashMap<String, ProgressBar>,
     overflow: Option<ProgressBar>,
     failures: Vec<(String, String)>,
-    changes: BTreeMap<String, Vec<String>>,
     /// The run log, named with failures (it has every op's whole output).
     log: Option<String>,
+    /// Per node, the ops that change (would change) something, with their diffs.
+    changes: BTreeMap<String, Vec<(String, Option<String>)>>,
 }
 
 impl Human {
@@ -143,16 +144,21 @@ impl Reporter for Human {
             Event::OpFinished {
                 node,
                 op,
-                status: OpStatus::WouldChange,
+                status,
+                diff,
                 ..
             } => {
-                inner
-                    .changes
-                    .entry(node.clone())
-                    .or_default()
-                    .push(op.clone());
+                // `plan` lists every op that would change; `apply --diff` the changes it made.
+                let listed = *status == OpStatus::WouldChange
+                    || (*status == OpStatus::Changed && diff.is_some());
+                if listed {
+                    inner
+                        .changes
+                        .entry(node.clone())
+                        .or_default()
+                        .push((op.clone(), diff.clone()));
+                }
             }
-            Event::OpFinished { .. } => {}
             Event::NodeFinished {
                 node,
                 host,
@@ -188,11 +194,10 @@ impl Reporter for Human {
                     }
                     inner.line(&text);
                 }
-                if inner.mode == Mode::Plan {
-                    if let Some(ops) = inner.changes.remove(node) {
-                        for op in ops {
-                            inner.line(&format!("    ~ {op}"));
-                        }
+                for (op, diff) in inner.changes.remove(node).unwrap_or_default() {
+                    inner.line(&format!("    ~ {op}"));
+                    if let Some(diff) = diff {
+                        inner.line(&indented_diff(&diff, inner.bars.is_some()));
                     }
                 }
             }
@@ -233,6 +238,23 @@ impl Reporter for Human {
             }
         }
     }
+}
+
+/// A diff indented under its op; on a terminal, removals red, additions green, hunks cyan.
+fn indented_diff(diff: &str, colour: bool) -> String {
+    let lines = diff.trim_end_matches('\n').lines().map(|line| {
+        let paint = match line.as_bytes().first() {
+            _ if !colour => "",
+            _ if line.starts_with("--- ") || line.starts_with("+++ ") => "\x1b[1m",
+            Some(b'-') => "\x1b[31m",
+            Some(b'+') => "\x1b[32m",
+            Some(b'@') => "\x1b[36m",
+            _ => "",
+        };
+        let reset = if paint.is_empty() { "" } else { "\x1b[0m" };
+        format!("      {paint}{line}{reset}")
+    });
+    lines.collect::<Vec<_>>().join("\n")
 }
 
 fn first_line(text: &str) -> &str {

@@ -46,19 +46,21 @@ pub enum RunError {
 
 impl Session {
     /// Runs ops in order (stopping at the first failure); `uploads` holds the source bytes of
-    /// each `Op::Upload`, by index.
+    /// each `Op::Upload`, by index; with `diff`, file ops report contents before and after
+    /// (see [`script::parse_diff`]).
     pub async fn run(
         &self,
         ops: &[Op],
         uploads: &HashMap<usize, Vec<u8>>,
         check_mode: bool,
+        diff: bool,
     ) -> Result<Vec<Frame>, RunError> {
         match self {
             Session::Shell(session) => {
                 let snippets = ops
                     .iter()
                     .enumerate()
-                    .map(|(i, op)| script::compile(op, uploads.get(&i).map(Vec::as_slice)))
+                    .map(|(i, op)| script::compile(op, uploads.get(&i).map(Vec::as_slice), diff))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(RunError::Invalid)?;
                 session.run(&snippets, check_mode).await.map_err(|message| {
@@ -237,5 +239,7 @@ impl Connections {
     }
 }
 
+#[cfg(test)]
+mod diff_tests;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,8 @@
 //! - `gr_backup PATH` before an existing file changes or goes: `PATH.graphrun.bak` keeps its
 //!   previous version (one backup per file; `.bak` and the dot keep it out of `*.conf`
 //!   includes, run-parts and logrotate's folders).
+//! - `gr_diff OLD NEW` (only in snippets compiled with `diff`): just before a file changes,
+//!   prints both contents to the op's stdout for [`parse_diff`], in the same round trip.
 //!
 //! Every value is quoted with [`quote`]; nothing from a playbook reaches the shell unquoted.
 
@@ -36,6 +38,7 @@ gr_put() {
     [ "$gr_changed" = 1 ] || gr_s=u
     return 0
   fi
+  [ -z "$gr_d" ] || gr_diff "$1" "$T/c"
   gr_change || return
   [ -d "${1%/*}" ] || mkdir -p "${1%/*}" || return
   gr_new="$1.graphrun-new"
@@ -54,14 +57,67 @@ gr_backup() {
   [ -f "$1" ] || return 0
   cp -p "$1" "$1.graphrun.bak"
 }
+gr_diff() {
+  gr_a=0; [ -f "$1" ] && gr_a=$(wc -c <"$1"); gr_b=$(wc -c <"$2")
+  printf 'GRAPHRUN-DIFF %s %s\n' $gr_a $gr_b
+  [ $gr_a -gt 65536 ] || [ $gr_b -gt 65536 ] || { [ $gr_a = 0 ] || cat "$1"; cat "$2"; }
+}
 gr_write() {
   if [ -n "${gr_text+set}" ]; then printf '%s' "$gr_text" >"$1"; else cat "$T/c" >"$1"; fi
 }
 "#;
 
+/// Files larger than this (bytes, either side) are not sent back for a diff (`gr_diff`).
+pub const DIFF_LIMIT: u64 = 65536;
+
+/// What a file held and will hold, as `gr_diff` reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contents {
+    /// Both contents (an absent file is empty).
+    Both {
+        /// Before the op.
+        before: Vec<u8>,
+        /// After the op.
+        after: Vec<u8>,
+    },
+    /// Sizes only: one side is larger than [`DIFF_LIMIT`].
+    TooLarge {
+        /// Size before the op.
+        before: u64,
+        /// Size after the op.
+        after: u64,
+    },
+}
+
+/// Reads what `gr_diff` printed at the start of an op's stdout, if it printed anything.
+pub fn parse_diff(stdout: &[u8]) -> Option<Contents> {
+    let rest = stdout.strip_prefix(b"GRAPHRUN-DIFF ")?;
+    let line_end = rest.iter().position(|b| *b == b'\n')?;
+    let header = std::str::from_utf8(&rest[..line_end]).ok()?;
+    let (before, after) = header.split_once(' ')?;
+    let (before, after): (u64, u64) = (before.trim().parse().ok()?, after.trim().parse().ok()?);
+    if before > DIFF_LIMIT || after > DIFF_LIMIT {
+        return Some(Contents::TooLarge { before, after });
+    }
+    let body = &rest[line_end + 1..];
+    let split = usize::try_from(before).ok()?;
+    let total = split.checked_add(usize::try_from(after).ok()?)?;
+    (body.len() == total).then(|| Contents::Both {
+        before: body[..split].to_vec(),
+        after: body[split..].to_vec(),
+    })
+}
+
 /// Compiles one host op to the body of a shell function. `upload` carries the bytes of an
-/// [`Op::Upload`] source (read and checked by the executor).
-pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
+/// [`Op::Upload`] source (read and checked by the executor); with `diff`, ops that change a
+/// file's content report it before and after (see [`parse_diff`]).
+pub fn compile(op: &Op, upload: Option<&[u8]>, diff: bool) -> Result<String, String> {
+    // `gr_d` outlives the op in the session shell: every snippet sets it.
+    let flag = if diff { "gr_d=1\n" } else { "gr_d=\n" };
+    compile_op(op, upload).map(|body| format!("{flag}{body}"))
+}
+
+fn compile_op(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
     Ok(match op {
         Op::Command {
             run,
@@ -133,8 +189,9 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
             )
         }
         Op::Absent { path } => format!(
-            "[ -e {p} ] || [ -L {p} ] || {{ gr_s=u; return 0; }}\ngr_change || return\n\
-             gr_backup {p} && rm -rf {p}",
+            "[ -e {p} ] || [ -L {p} ] || {{ gr_s=u; return 0; }}\n\
+             [ -z \"$gr_d\" ] || [ ! -f {p} ] || gr_diff {p} /dev/null\n\
+             gr_change || return\ngr_backup {p} && rm -rf {p}",
             p = quote(path)
         ),
         Op::Line {
@@ -146,6 +203,7 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
             format!(
                 "p={p}; l={l}\n\
                  [ -f \"$p\" ] && grep -qxF -e \"$l\" \"$p\" && {{ gr_s=u; return 0; }}\n\
+                 [ -z \"$gr_d\" ] || {{ {{ [ -f \"$p\" ] && cat \"$p\" && [ -s \"$p\" ] && [ -n \"$(tail -c1 \"$p\")\" ] && echo; printf '%s\\n' \"$l\"; }} >\"$T/c\"; gr_diff \"$p\" \"$T/c\"; }}\n\
                  gr_change || return\n\
                  [ -d \"${{p%/*}}\" ] || mkdir -p \"${{p%/*}}\" || return\n\
                  gr_backup \"$p\" || return\n\
@@ -164,7 +222,6 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
             format!(
                 "p={p}; l={l}\n\
                  [ -f \"$p\" ] && grep -qxF -e \"$l\" \"$p\" || {{ gr_s=u; return 0; }}\n\
-                 gr_change || return\n\
                  grep -vxF -e \"$l\" \"$p\" >\"$T/c\"\n\
                  unset gr_text; gr_put \"$p\" '' '' '' ''",
                 p = quote(path),
@@ -185,7 +242,6 @@ pub fn compile(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
                  grep -Eq -e {r} \"$p\" || {{ gr_s=u; return 0; }}\n\
                  sed -E {sed} \"$p\" >\"$T/c\" || return\n\
                  cmp -s \"$T/c\" \"$p\" && {{ gr_s=u; return 0; }}\n\
-                 gr_change || return\n\
                  unset gr_text; gr_put \"$p\" '' '' '' ''",
                 p = quote(path),
                 r = quote(regex),

@@ -19,7 +19,7 @@ async fn shell() -> ShellSession {
 async fn run(session: &ShellSession, ops: &[Op], check: bool) -> Vec<Frame> {
     let snippets: Vec<String> = ops
         .iter()
-        .map(|op| super::script::compile(op, None).unwrap())
+        .map(|op| super::script::compile(op, None, false).unwrap())
         .collect();
     session.run(&snippets, check).await.unwrap()
 }
@@ -283,7 +283,7 @@ async fn uploads_carry_binary_content() {
             ..Attrs::default()
         },
     };
-    let snippet = super::script::compile(&op, Some(&bytes)).unwrap();
+    let snippet = super::script::compile(&op, Some(&bytes), false).unwrap();
     let frames = session
         .run(&[snippet.clone(), snippet], false)
         .await
@@ -300,7 +300,7 @@ async fn concurrent_batches_get_their_own_answers() {
         let session = session.clone();
         tasks.push(tokio::spawn(async move {
             let op = Op::check(Run::Shell(format!("echo {i}")));
-            let snippet = super::script::compile(&op, None).unwrap();
+            let snippet = super::script::compile(&op, None, false).unwrap();
             (i, session.run(&[snippet], false).await.unwrap())
         }));
     }
@@ -314,15 +314,17 @@ async fn concurrent_batches_get_their_own_answers() {
 async fn a_dead_shell_fails_requests_instead_of_hanging() {
     let session = shell().await;
     session.kill("test");
-    let snippet = super::script::compile(&Op::check(Run::Shell("true".into())), None).unwrap();
+    let snippet =
+        super::script::compile(&Op::check(Run::Shell("true".into())), None, false).unwrap();
     assert!(session.run(&[snippet], false).await.is_err());
 }
 
 #[tokio::test]
 async fn a_killed_session_fails_queued_batches_as_reset() {
     let session = std::sync::Arc::new(shell().await);
-    let hang = super::script::compile(&Op::check(Run::Shell("sleep 30".into())), None).unwrap();
-    let quick = super::script::compile(&Op::check(Run::Shell("true".into())), None).unwrap();
+    let hang =
+        super::script::compile(&Op::check(Run::Shell("sleep 30".into())), None, false).unwrap();
+    let quick = super::script::compile(&Op::check(Run::Shell("true".into())), None, false).unwrap();
     let first = {
         let session = session.clone();
         tokio::spawn(async move { session.run(&[hang], false).await })
