@@ -12,10 +12,20 @@ pub fn plugins() -> Vec<Arc<dyn Plugin>> {
     let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
     #[cfg(feature = "command")]
     plugins.push(Arc::new(graphrun_plugin_command::CommandPlugin));
+    #[cfg(feature = "dns")]
+    plugins.push(Arc::new(graphrun_plugin_dns::DnsPlugin));
+    #[cfg(feature = "docker")]
+    plugins.push(Arc::new(graphrun_plugin_docker::DockerPlugin));
     #[cfg(feature = "fetch")]
     plugins.push(Arc::new(graphrun_plugin_fetch::FetchPlugin));
     #[cfg(feature = "file")]
     plugins.push(Arc::new(graphrun_plugin_file::FilePlugin));
+    #[cfg(feature = "preflight")]
+    plugins.push(Arc::new(graphrun_plugin_preflight::PreflightPlugin));
+    #[cfg(feature = "swap")]
+    plugins.push(Arc::new(graphrun_plugin_swap::SwapPlugin));
+    #[cfg(feature = "sysctl")]
+    plugins.push(Arc::new(graphrun_plugin_sysctl::SysctlPlugin));
     plugins
 }
 

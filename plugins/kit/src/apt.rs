@@ -5,9 +5,21 @@ use std::collections::BTreeMap;
 use graphrun_plugin_api::shell::{join, quote};
 use graphrun_plugin_api::{Op, Probe, ProbeResult, Run};
 
-/// Environment and options of every apt-get call: never ask, keep changed config files.
-const APT_GET: &str = "DEBIAN_FRONTEND=noninteractive apt-get -y -q \
-     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
+/// Every apt-get call: no questions, changed configuration files kept.
+const APT_GET: &str =
+    "apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold";
+
+/// An apt-get command run without a terminal to ask on.
+fn apt_command(script: String, unless: Option<String>) -> Op {
+    let mut op = match unless {
+        Some(guard) => Op::command_unless(Run::Shell(script), Run::Shell(guard)),
+        None => Op::command(Run::Shell(script)),
+    };
+    if let Op::Command { env, .. } = &mut op {
+        env.insert("DEBIAN_FRONTEND".into(), "noninteractive".into());
+    }
+    op
+}
 
 /// A probe listing the installed packages among `packages` (`name version` lines).
 pub fn installed_probe(name: &str, packages: &[String]) -> Probe {
@@ -62,30 +74,30 @@ fn all_installed(packages: &[String]) -> String {
 /// Installs `packages` (with `name=version` pins) from the configured sources after
 /// `apt-get update`, unless they are all installed already.
 pub fn install(packages: &[String]) -> Op {
-    Op::command_unless(
-        Run::Shell(format!(
+    apt_command(
+        format!(
             "{APT_GET} update && {APT_GET} install --no-install-recommends {}",
             join(packages)
-        )),
-        Run::Shell(all_installed(packages)),
+        ),
+        Some(all_installed(packages)),
     )
 }
 
 /// Installs `.deb` files already on the host, without downloading anything (air-gapped
 /// hosts), unless `packages` are all installed.
 pub fn install_files(paths: &[String], packages: &[String]) -> Op {
-    Op::command_unless(
-        Run::Shell(format!(
+    apt_command(
+        format!(
             "{APT_GET} install --no-download --no-install-recommends {}",
             join(paths)
-        )),
-        Run::Shell(all_installed(packages)),
+        ),
+        Some(all_installed(packages)),
     )
 }
 
 /// Removes `packages` (those installed among them, from a probe), if any.
 pub fn remove(packages: &[String]) -> Op {
-    Op::command(Run::Shell(format!("{APT_GET} remove {}", join(packages))))
+    apt_command(format!("{APT_GET} remove {}", join(packages)), None)
 }
 
 #[cfg(test)]

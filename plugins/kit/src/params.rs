@@ -168,6 +168,14 @@ impl<'a> Args<'a> {
         self.params.has(name)
     }
 
+    /// Whether `name` has a value other than its default (the engine fills in defaults, so a
+    /// parameter that only goes with some others is "used" only when it differs).
+    pub fn is_set(&self, name: &str) -> bool {
+        self.params
+            .get(name)
+            .is_some_and(|value| Some(value) != self.declared(name).default.value().as_ref())
+    }
+
     /// Whether `name` is a template not rendered yet (validation skips checks of its value).
     pub fn is_unrendered(&self, name: &str) -> bool {
         self.declared(name);

@@ -62,14 +62,32 @@ pub fn sysctl_file(settings: &BTreeMap<String, String>) -> String {
     text
 }
 
-/// A probe printing `NAME yes|no` per module: loaded or built into the kernel
-/// (`/sys/module/NAME` exists either way).
+/// The shell test "module NAME is there": `/sys/module/NAME` (loaded, or built in with
+/// parameters), the kernel's `modules.builtin`, or what the module provides. Containers and some
+/// kernels show neither of the first two for a built-in module (a bridge with br_netfilter built
+/// in shows only `/proc/sys/net/bridge`), and `modprobe` would fail there for nothing.
+pub fn module_present(module: &str) -> String {
+    let m = quote(module);
+    let mut test = format!(
+        "[ -d /sys/module/{m} ] || grep -qsF {ko} \"/lib/modules/$(uname -r)/modules.builtin\"",
+        ko = quote(&format!("/{module}.ko"))
+    );
+    match module {
+        "br_netfilter" => test.push_str(" || [ -d /proc/sys/net/bridge ]"),
+        "overlay" => test.push_str(" || grep -qw overlay /proc/filesystems"),
+        _ => {}
+    }
+    test
+}
+
+/// A probe printing `NAME yes|no` per module ([`module_present`]).
 pub fn modules_probe(name: &str, modules: &[String]) -> Probe {
     let script = modules
         .iter()
         .map(|m| {
             format!(
-                "if [ -d /sys/module/{m} ]; then echo {m} yes; else echo {m} no; fi",
+                "if {}; then echo {m} yes; else echo {m} no; fi",
+                module_present(m),
                 m = quote(m)
             )
         })
@@ -91,13 +109,13 @@ pub fn parse_modules(result: &ProbeResult) -> Vec<String> {
         .collect()
 }
 
-/// A probe printing `KEY=VALUE` per key (live values; nothing after `=` for an unknown key).
+/// A probe printing `KEY=VALUE` per key (live values), only `KEY` for a key the kernel lacks.
 pub fn values_probe(name: &str, keys: &[&String]) -> Probe {
     let script = keys
         .iter()
         .map(|key| {
             format!(
-                "printf '%s=%s\\n' {k} \"$(cat {p} 2>/dev/null)\"",
+                "if [ -r {p} ]; then printf '%s=%s\\n' {k} \"$(cat {p})\"; else echo {k}; fi",
                 k = quote(key),
                 p = quote(&proc_path(key))
             )
@@ -120,12 +138,11 @@ pub fn parse_values(result: &ProbeResult) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Loads a module unless `/sys/module/NAME` exists (loaded or built in).
+/// Loads a module unless it is there already ([`module_present`]).
 pub fn load_module(module: &str) -> Op {
-    let m = quote(module);
     Op::command_unless(
-        Run::Shell(format!("modprobe {m}")),
-        Run::Shell(format!("[ -d /sys/module/{m} ]")),
+        Run::Shell(format!("modprobe {}", quote(module))),
+        Run::Shell(module_present(module)),
     )
 }
 
