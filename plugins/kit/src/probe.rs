@@ -28,7 +28,7 @@ pub fn file(name: &str, path: &str) -> Probe {
     }
 }
 
-/// The content a [`file`] probe read, `None` when the file does not exist.
+/// The content a [`file()`] probe read, `None` when the file does not exist.
 pub fn file_content<'a>(request: &'a PlanRequest, name: &str) -> Option<&'a str> {
     succeeded(request, name).then(|| stdout(request, name))
 }
