@@ -4,10 +4,12 @@
 
 mod support;
 
+mod bad_input;
 mod cli;
 mod dag;
 mod diff;
 mod dynamic_plugins;
+mod fuzz_input;
 mod graph;
 mod regression;
 mod scheduler;

@@ -80,10 +80,13 @@ pub fn load(path: &Path) -> Result<DynamicPlugin, LoadError> {
         path: path.to_path_buf(),
         reason,
     };
+    // dlopen searches LD_LIBRARY_PATH and the system's folders for a name without a `/`: an
+    // absolute path makes it open exactly the file the playbook names, nothing else.
+    let exact = std::path::absolute(path).map_err(|err| open_error(err.to_string()))?;
     // SAFETY: loading a library runs its initialisers; naming a library in a playbook is the
     // user's decision to trust it, as with any plugin system.
     let library =
-        unsafe { libloading::Library::new(path) }.map_err(|err| open_error(err.to_string()))?;
+        unsafe { libloading::Library::new(&exact) }.map_err(|err| open_error(err.to_string()))?;
     // SAFETY: the symbol is declared by export_plugin! as a static PluginDeclaration; only its
     // first field is read before the ABI version is known to match.
     let declaration: &'static PluginDeclaration = unsafe {

@@ -151,17 +151,21 @@ struct Loader {
 
 impl Loader {
     fn parse_file(&mut self, path: &Path) -> Option<Document> {
-        let text = match std::fs::read(path) {
-            Ok(bytes) => text::decode(&bytes),
-            Err(err) => Err(err.to_string()),
-        };
-        let text = match text {
-            Ok(text) => text,
+        let bytes = match text::read_limited(path) {
+            Ok(bytes) => bytes,
             Err(err) => {
                 self.diagnostics.push(
                     Diagnostic::general(format!("cannot read {}: {err}", path.display()))
                         .help("check the path; relative paths are relative to the current folder"),
                 );
+                return None;
+            }
+        };
+        let text = match text::decode(&bytes) {
+            Ok(text) => text,
+            Err(err) => {
+                self.diagnostics
+                    .push(Diagnostic::general(format!("{}: {err}", path.display())));
                 return None;
             }
         };
@@ -179,10 +183,17 @@ impl Loader {
         if !errors.is_empty() {
             return None;
         }
-        Some(Document {
-            source,
-            root: root.into_inner(),
-        })
+        let root = root.into_inner();
+        if root.is_empty() {
+            // Most likely the wrong file (or one truncated by a failed copy): refused rather
+            // than run as a playbook that does nothing.
+            self.diagnostics.push(
+                Diagnostic::at(&source, 0..0, format!("{} is empty", path.display()))
+                    .help("a playbook has [steps.ID] tables and hosts ([hosts.NAME], here or in --inventory FILE); an inventory has [hosts.NAME] tables"),
+            );
+            return None;
+        }
+        Some(Document { source, root })
     }
 
     fn error(
@@ -415,7 +426,7 @@ impl Loader {
                 )
             })
         } else {
-            let path = relative_to(&doc.source.path, &reference);
+            let path = expand_home(&doc.source.path, &reference);
             std::fs::read_to_string(&path)
                 .map(|s| s.trim_end_matches('\n').to_string())
                 .map_err(|err| {
@@ -462,16 +473,6 @@ pub(super) fn a_kind(value: &DeValue<'_>) -> String {
         "a"
     };
     format!("{article} {kind}")
-}
-
-/// Resolves `path` relative to the folder of `file`.
-fn relative_to(file: &Path, path: &str) -> PathBuf {
-    let expanded = expand_home(file, path);
-    if expanded.is_absolute() {
-        expanded
-    } else {
-        file.parent().unwrap_or(Path::new(".")).join(expanded)
-    }
 }
 
 /// Expands a leading `~/`; other relative paths are relative to the file that names them.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use graphrun_plugin_api::Params;
 use toml::de::DeTable;
 
-use super::{relative_to, Document, Loader};
+use super::{expand_home, Document, Loader};
 use crate::playbook::check::StepSpans;
 use crate::playbook::diagnostic::closest;
 use crate::playbook::{Diagnostic, Host, Step, Wait};
@@ -46,7 +46,7 @@ impl Loader {
                 if field.get_ref() == "path" {
                     path = self
                         .string(doc, value, "path")
-                        .map(|p| (relative_to(&doc.source.path, &p), value.span()));
+                        .map(|p| (expand_home(&doc.source.path, &p), value.span()));
                 } else {
                     self.error(
                         doc,

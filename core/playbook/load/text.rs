@@ -7,26 +7,59 @@ use std::sync::Arc;
 
 use super::super::{Diagnostic, Source};
 
+/// The largest playbook or inventory read: ten thousand hosts take well under 1 MiB, and a
+/// limit keeps `graphrun validate /dev/zero` (or a wrong, huge file) from eating the memory.
+const MAX_FILE_BYTES: usize = 4 << 20;
+
+/// A file's bytes, at most one more than [`decode`] accepts.
+pub(super) fn read_limited(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Decodes a file's bytes. UTF-16 needs its byte order mark (as kube-rs reads kubeconfigs); a
 /// UTF-8 mark is dropped so that columns on line 1 count from the first real character; CRLF
 /// becomes LF, so content written to hosts never carries a stray `\r`.
 pub(super) fn decode(bytes: &[u8]) -> Result<String, String> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "the file is larger than {} MiB, the most graphrun reads: is it the right file? \
+             (split a large inventory)",
+            MAX_FILE_BYTES >> 20
+        ));
+    }
     let text = if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
         utf8(rest)?
     } else if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
         utf16(rest, u16::from_le_bytes, "UTF-16LE")?
     } else if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
         utf16(rest, u16::from_be_bytes, "UTF-16BE")?
-    } else if bytes.len() > 1 && bytes.contains(&0) {
-        return Err(
+    } else if let Some(offset) = bytes.iter().position(|&b| b == 0) {
+        return Err(if looks_like_utf16(bytes) {
             "the file contains NUL bytes: it looks like UTF-16 without a byte order mark; \
              save it as UTF-8"
-                .into(),
-        );
+                .into()
+        } else {
+            format!("the file is binary data, not text (a NUL byte at offset {offset}); a playbook is a UTF-8 TOML file")
+        });
     } else {
         utf8(bytes)?
     };
     Ok(text.replace("\r\n", "\n"))
+}
+
+/// ASCII text saved as UTF-16 has a NUL in every other byte; binary data has them anywhere.
+fn looks_like_utf16(bytes: &[u8]) -> bool {
+    let pairs = bytes.len() / 2;
+    let nul_halves = bytes
+        .chunks_exact(2)
+        .filter(|pair| (pair[0] == 0) != (pair[1] == 0))
+        .count();
+    pairs > 0 && nul_halves * 10 >= pairs * 9
 }
 
 fn utf8(bytes: &[u8]) -> Result<String, String> {
@@ -167,6 +200,9 @@ mod tests {
             .unwrap_err()
             .contains("UTF-16 without a byte order mark"));
         assert!(decode(b"a = \"\xFF\"").unwrap_err().contains("offset 5"));
+        assert!(decode(b"a = 1\n\x00\x17\xFF\x00\x00")
+            .unwrap_err()
+            .contains("binary data, not text (a NUL byte at offset 6)"));
     }
 
     #[test]
