@@ -589,7 +589,11 @@ fn an_inventory_may_hold_only_inventory_tables() {
         "inventory.toml",
         &format!("{HOST}[vars]\nx = 1\n"),
     );
-    let path = write_file(dir.path(), "playbook.toml", "");
+    let path = write_file(
+        dir.path(),
+        "playbook.toml",
+        "[steps.x]\nplugin = \"command\"\nrun = \"true\"\n",
+    );
     let diagnostics =
         graphrun::playbook::load(&path, Some(&inventory), &mut Registry::builtin()).unwrap_err();
     let found = seen(dir.path(), &diagnostics);
