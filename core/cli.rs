@@ -6,6 +6,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::engine::{self, dag, Mode, Reporter, RunOptions, Selection};
+use crate::output::report::{self, Recorder};
 use crate::output::{graph, plural, Human, JsonLines};
 use crate::playbook::{self, Playbook};
 use crate::plugins::Registry;
@@ -56,6 +57,10 @@ struct RunArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
     output: OutputFormat,
+    /// Also write the run as a self-contained HTML report (timeline, ops, recap) to this file,
+    /// and its events beside it (NAME.events.jsonl).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,6 +96,15 @@ enum Command {
         /// Show what each file op changes, as a unified diff (`plan` always does).
         #[arg(long)]
         diff: bool,
+    },
+    /// Draw a past run as a self-contained HTML report (timeline, ops, recap).
+    Report {
+        /// A state file (`.graphrun/<playbook>/state.json`: its newest run) or an events file
+        /// (`--output json` lines, `runs/<run id>/events.jsonl`).
+        input: PathBuf,
+        /// Where to write the page (the events go beside it, NAME.events.jsonl).
+        #[arg(long, short = 'o', default_value = "report.html")]
+        to: PathBuf,
     },
     /// List plugins, or show one plugin's parameters.
     Plugins {
@@ -181,6 +195,10 @@ async fn dispatch(command: Command) -> i32 {
         Command::Apply { run, fresh, diff } => {
             run_playbook(run, Mode::Apply, fresh, diff, registry).await
         }
+        Command::Report { input, to } => match report::read_events(&input) {
+            Ok(events) => write_report(&to, &events),
+            Err(message) => usage_error(&message),
+        },
         Command::Plugins { name, playbook } => {
             if let Some(path) = playbook {
                 let input = Input {
@@ -230,10 +248,11 @@ async fn run_playbook(
     for host in Connections::unchecked_hosts(&playbook.hosts) {
         eprintln!("warning: host key checking is off for {host}: anyone on the network path can impersonate it");
     }
-    let reporter: Arc<dyn Reporter> = match args.output {
+    let output: Arc<dyn Reporter> = match args.output {
         OutputFormat::Human => Arc::new(Human::new()),
         OutputFormat::Json => Arc::new(JsonLines),
     };
+    let recorder = Arc::new(Recorder::new(output, args.report.is_some()));
     let options = RunOptions {
         mode,
         parallel: args.parallel,
@@ -254,13 +273,37 @@ async fn run_playbook(
         Arc::new(registry),
         Transport::Real,
         options,
-        reporter,
+        recorder.clone(),
         interrupt,
     )
     .await
     {
-        Ok(summary) => summary.exit_code,
+        Ok(summary) => match &args.report {
+            Some(path) => match write_report(path, &recorder.events()) {
+                0 => summary.exit_code,
+                failed => summary.exit_code.max(failed),
+            },
+            None => summary.exit_code,
+        },
         Err(message) => usage_error(&message),
+    }
+}
+
+/// Writes the report page and its events; 0, or 1 when they cannot be written.
+fn write_report(path: &std::path::Path, events: &[serde_json::Value]) -> i32 {
+    match report::write(path, events) {
+        Ok(events_file) => {
+            eprintln!(
+                "report: {} (events: {})",
+                path.display(),
+                events_file.display()
+            );
+            0
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            1
+        }
     }
 }
 

@@ -12,6 +12,7 @@ mod dynamic_plugins;
 mod fuzz_input;
 mod graph;
 mod regression;
+mod report;
 mod scheduler;
 mod ssh;
 mod state_safety;

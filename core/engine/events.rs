@@ -126,6 +126,19 @@ impl Recap {
     }
 }
 
+/// A step as the run's DAG has it: enough for a report to draw the DAG and its critical path.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepLinks {
+    /// Step id.
+    pub id: String,
+    /// Plugin name.
+    pub plugin: String,
+    /// Step ids it waits for.
+    pub needs: Vec<String>,
+    /// `host`: each need on the same host; `all`: each need on every host.
+    pub wait: String,
+}
+
 /// One thing that happened.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -143,6 +156,8 @@ pub enum Event {
         /// The run log (`apply` only): every op with its whole output.
         #[serde(skip_serializing_if = "Option::is_none")]
         log: Option<String>,
+        /// The steps of the run and what they wait for (with the nodes of the run, the DAG).
+        steps: Vec<StepLinks>,
     },
     /// A node starts an attempt.
     NodeStarted {
@@ -154,6 +169,8 @@ pub enum Event {
         host: String,
         /// 1 for the first attempt.
         attempt: u32,
+        /// Milliseconds since the run started.
+        at_ms: u64,
     },
     /// An op ended.
     OpFinished {
@@ -197,6 +214,8 @@ pub enum Event {
         duration_ms: u64,
         /// Attempts made (0 when it did not run).
         attempts: u32,
+        /// Milliseconds since the run started.
+        at_ms: u64,
         /// Why it failed or was not run.
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,

@@ -13,5 +13,5 @@ mod scheduler;
 pub mod state;
 
 pub use dag::{Dag, Selection};
-pub use events::{Collector, Event, Mode, NodeStatus, OpStatus, Recap, Reporter};
+pub use events::{Collector, Event, Mode, NodeStatus, OpStatus, Recap, Reporter, StepLinks};
 pub use run::{execute, RunOptions, RunSummary};

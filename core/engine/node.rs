@@ -125,6 +125,7 @@ pub async fn run_node(
             step: step.id.clone(),
             host: host.clone(),
             attempt,
+            at_ms: cx.elapsed_ms(),
         });
         let run = attempt_once(&cx, &names, request.clone());
         let result = match step.timeout {

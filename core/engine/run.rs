@@ -10,14 +10,14 @@ use std::time::Instant;
 use tokio::sync::OnceCell;
 
 use super::dag::{Dag, Selection};
-use super::events::{Event, Mode, NodeStatus, Recap, Reporter};
+use super::events::{Event, Mode, NodeStatus, Recap, Reporter, StepLinks};
 use super::lock::StateLock;
 use super::node;
 use super::redact::Redactor;
 use super::run_log::RunLog;
 use super::scheduler::Scheduler;
 use super::state::{self, NodeRecord, StateStore};
-use crate::playbook::{template, Playbook};
+use crate::playbook::{template, Playbook, Wait};
 use crate::plugins::Registry;
 use crate::transport::{Connections, Frame, Transport};
 use graphrun_plugin_api::{HostInfo, Op, Run};
@@ -82,6 +82,8 @@ pub struct RunContext {
     pub(super) registry: Arc<Registry>,
     pub(super) connections: Arc<Connections>,
     pub(super) mode: Mode,
+    /// When the run started: events tell times relative to it.
+    pub(super) started: Instant,
     /// Whether ops report their file diffs (`apply --diff`; `plan` always does).
     pub(super) diff: bool,
     pub(super) redactor: Redactor,
@@ -99,6 +101,11 @@ pub struct RunContext {
 }
 
 impl RunContext {
+    /// Milliseconds since the run started.
+    pub(super) fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     /// The host's gathered facts (one round trip, once per run).
     pub(super) async fn facts(&self, host: &str) -> Result<BTreeMap<String, String>, String> {
         let cell = self.facts.get(host).expect("hosts are known");
@@ -261,6 +268,7 @@ pub async fn execute(
         registry,
         connections: connections.clone(),
         mode: options.mode,
+        started,
         diff: options.diff,
         redactor: Redactor::new(&playbook.secrets),
         env: template::environment(),
@@ -287,6 +295,7 @@ pub async fn execute(
         mode: options.mode,
         hosts: per_host_nodes,
         log: log_path,
+        steps: step_links(&playbook, &dag),
     });
     {
         let connections = connections.clone();
@@ -316,6 +325,27 @@ pub async fn execute(
         recap: summary.recap.clone(),
     });
     Ok(summary)
+}
+
+/// The steps that have nodes in the run, with what they wait for.
+fn step_links(playbook: &Playbook, dag: &Dag) -> Vec<StepLinks> {
+    let mut in_run = vec![false; playbook.steps.len()];
+    for node in &dag.nodes {
+        in_run[node.step] = true;
+    }
+    let steps = playbook.steps.iter().zip(in_run).filter(|(_, used)| *used);
+    steps
+        .map(|(step, _)| StepLinks {
+            id: step.id.clone(),
+            plugin: step.plugin.clone(),
+            needs: step.needs.clone(),
+            wait: match step.wait {
+                Wait::Host => "host",
+                Wait::All => "all",
+            }
+            .into(),
+        })
+        .collect()
 }
 
 /// Takes the state folder's lock; says so when it takes over one that a run left behind.

@@ -306,6 +306,7 @@ impl<'a> Scheduler<'a> {
             status,
             duration_ms,
             attempts,
+            at_ms: self.cx.elapsed_ms(),
             error,
         });
     }

@@ -2,6 +2,7 @@
 
 pub mod graph;
 mod human;
+pub mod report;
 
 use std::io::Write;
 
