@@ -59,14 +59,22 @@ impl Site {
     }
 
     /// Every run log under `.graphrun/playbook/runs/<run>/`.
-    fn run_logs(&self) -> Vec<PathBuf> {
+    /// Every file in the run folders (logs and events), sorted.
+    fn run_files(&self) -> Vec<PathBuf> {
         let runs = self.data_dir().join("runs");
-        let mut logs: Vec<PathBuf> = std::fs::read_dir(runs)
+        let mut files: Vec<PathBuf> = std::fs::read_dir(runs)
             .expect("runs folder")
             .flat_map(|run| std::fs::read_dir(run.unwrap().path()).unwrap())
             .map(|f| f.unwrap().path())
             .collect();
-        logs.sort();
+        files.sort();
+        files
+    }
+
+    /// The runs' `ops.log` files, oldest first.
+    fn run_logs(&self) -> Vec<PathBuf> {
+        let mut logs = self.run_files();
+        logs.retain(|path| path.ends_with("ops.log"));
         logs
     }
 }
@@ -422,6 +430,7 @@ fn state_and_logs_are_private() {
     assert_eq!(logs[0].file_name().unwrap(), "ops.log");
     assert_eq!(mode_of(&logs[0]), 0o600);
     assert_eq!(mode_of(logs[0].parent().unwrap()), 0o700);
+    assert_eq!(mode_of(&logs[0].with_file_name("events.jsonl")), 0o600);
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(site.file.state_path()).unwrap()).unwrap();
     assert_eq!(state["version"], 1);
@@ -536,13 +545,16 @@ run = "echo token={{ vars.token }}; echo err={{ vars.token }} >&2; exit 3"
     }
     let logs = site.run_logs();
     assert_eq!(logs.len(), 2, "one log per run: {logs:?}");
-    for log in &logs {
-        let text = std::fs::read_to_string(log).unwrap();
+    for file in &site.run_files() {
+        let text = std::fs::read_to_string(file).unwrap();
         assert!(
             !text.contains(SECRET),
             "the secret is in {}:\n{text}",
-            log.display()
+            file.display()
         );
+    }
+    for log in &logs {
+        let text = std::fs::read_to_string(log).unwrap();
         // The output was logged, redacted.
         assert!(text.contains("-- stdout\ntoken=***\n"), "{text}");
         assert!(text.contains("-- stderr\nerr=***\n"), "{text}");
