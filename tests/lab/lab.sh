@@ -241,21 +241,63 @@ ensure_bridge() {
     ip link set "$BRIDGE" up
 }
 
-# NAT so hosts reach the Debian mirror.  Own table only; "table X; delete
-# table X; table X {...}" in one transaction makes this idempotent.
+# NAT so hosts reach the Debian mirror, and nothing else beyond the lab: traffic that leaves the
+# lab subnet is forwarded (and masqueraded) only to the mirror's addresses (HTTP/HTTPS) and to the
+# machine's DNS resolvers (port 53, so apt can resolve the mirror); everything else from the lab
+# is dropped, so a test can never reach a private or public address by mistake (a Kubernetes
+# Service IP, an example address in a playbook).  Own table only; "table X; delete table X;
+# table X {...}" in one transaction makes this idempotent.  The mirror's addresses are resolved
+# at `up`/`start`.
 ensure_nat() {
+    local mirrors resolvers
+    mirrors=$(lab_egress_addresses mirror)
+    resolvers=$(lab_egress_addresses resolver)
     sysctl -q -w net.ipv4.ip_forward=1
     nft -f - <<EOF
 table $NFT_TABLE
 delete table $NFT_TABLE
 table $NFT_TABLE {
+    set mirror { type ipv4_addr; elements = { $mirrors } }
+    set resolver { type ipv4_addr; elements = { $resolvers } }
+    chain forward {
+        type filter hook forward priority filter; policy accept;
+        # host<->host traffic (bridged, seen here via br_netfilter) stays inside the lab
+        ip saddr $SUBNET ip daddr $SUBNET accept
+        ip saddr $SUBNET ip daddr @mirror tcp dport { 80, 443 } accept
+        ip saddr $SUBNET ip daddr @resolver meta l4proto { tcp, udp } th dport 53 accept
+        ip saddr $SUBNET counter drop
+    }
     chain postrouting {
         type nat hook postrouting priority srcnat; policy accept;
-        # host<->host traffic (bridged, seen here via br_netfilter) stays un-NATed
-        ip saddr $SUBNET ip daddr != $SUBNET masquerade
+        ip saddr $SUBNET ip daddr @mirror masquerade
+        ip saddr $SUBNET ip daddr @resolver masquerade
     }
 }
 EOF
+}
+
+# "mirror": the IPv4 addresses of every host named in the machine's Debian sources (the hosts use
+# the same sources); "resolver": the non-loopback IPv4 nameservers of /etc/resolv.conf (copied
+# into the hosts).  Printed comma-separated, for an nft set.
+lab_egress_addresses() {
+    local names=() name addrs=()
+    case $1 in
+        mirror)
+            mapfile -t names < <({
+                debian_mirror
+                awk '/^URIs:/ { for (i = 2; i <= NF; i++) print $i }' /etc/apt/sources.list.d/debian.sources 2>/dev/null
+            } | sed -E 's#^[a-z]+://([^/:]+).*#\1#' | sort -u)
+            for name in "${names[@]}"; do
+                mapfile -t -O "${#addrs[@]}" addrs < <(getent ahostsv4 "$name" | awk '{print $1}' | sort -u)
+            done
+            ;;
+        resolver)
+            mapfile -t addrs < <(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ && $2 !~ /^127\./ {print $2}' /etc/resolv.conf)
+            ;;
+    esac
+    (( ${#addrs[@]} )) || die "no $1 address found (Debian sources / resolv.conf): the lab needs one for apt"
+    local IFS=,
+    echo "${addrs[*]}"
 }
 
 # netns + veth for host N.  Re-wires from scratch whenever the pair is not
