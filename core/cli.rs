@@ -1,4 +1,6 @@
-//! The command line: `graphrun validate | graph | plan | apply | plugins`.
+//! The command line: `graphrun validate | graph | plan | apply | plugins | completions | man`.
+
+mod show;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,8 +9,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::engine::{self, dag, Mode, Reporter, RunOptions, Selection};
 use crate::output::report::{self, Recorder};
+use crate::output::style::{self, ColorChoice, Paint};
 use crate::output::{graph, plural, Human, JsonLines};
-use crate::playbook::{self, Playbook};
+use crate::playbook::{self, Diagnostic, Playbook, Severity};
 use crate::plugins::Registry;
 use crate::transport::{Connections, Transport};
 
@@ -22,6 +25,15 @@ pub const EXIT_INVALID: i32 = 2;
     about = "Runs a TOML playbook as a DAG of (step, host) nodes, concurrently, over SSH"
 )]
 struct Cli {
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, global = true, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// Say more: each op's shell text and each ssh command line (secrets redacted).
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Say less: no progress or per-node lines; problems, failures and the recap only.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,15 +48,34 @@ struct Input {
 }
 
 #[derive(clap::Args, Debug)]
-struct RunArgs {
-    #[command(flatten)]
-    input: Input,
+struct SelectionArgs {
     /// Only these hosts or groups (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
     limit: Vec<String>,
     /// Only these steps (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+}
+
+impl From<SelectionArgs> for Selection {
+    fn from(args: SelectionArgs) -> Self {
+        Selection {
+            limit: args.limit,
+            only: args.only,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    input: Input,
+    #[command(flatten)]
+    selection: SelectionArgs,
+    /// Keep state, run logs and fetched files here instead of `.graphrun/<playbook>/` next to
+    /// the playbook (for read-only playbook folders).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Hosts worked on at once (like Ansible's forks).
     #[arg(long, default_value_t = 64)]
     parallel: usize,
@@ -80,11 +111,16 @@ enum Command {
         /// Draw every (step, host) node instead of the steps.
         #[arg(long)]
         hosts: bool,
+        #[command(flatten)]
+        selection: SelectionArgs,
     },
     /// Show what apply would change: runs only read-only checks.
     Plan {
         #[command(flatten)]
         run: RunArgs,
+        /// Exit 0 when nothing would change, 2 when changes are pending, 1 on failure.
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// Make the hosts match the playbook; resumes an unfinished run.
     Apply {
@@ -96,6 +132,9 @@ enum Command {
         /// Show what each file op changes, as a unified diff (`plan` always does).
         #[arg(long)]
         diff: bool,
+        /// Change nothing: the same as `plan` (as `ansible-playbook --check`).
+        #[arg(long, conflicts_with = "fresh")]
+        check: bool,
     },
     /// Draw a past run as a self-contained HTML report (timeline, ops, recap).
     Report {
@@ -114,6 +153,13 @@ enum Command {
         #[arg(long)]
         playbook: Option<PathBuf>,
     },
+    /// Print a shell completion script (e.g. `graphrun completions bash > /etc/bash_completion.d/graphrun`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; e.g. `graphrun man | man -l -`).
+    Man,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +185,7 @@ pub fn main() -> i32 {
             return if err.use_stderr() { EXIT_INVALID } else { 0 };
         }
     };
+    style::configure(cli.color, i8::from(cli.verbose) - i8::from(cli.quiet));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -150,16 +197,20 @@ async fn dispatch(command: Command) -> i32 {
     let mut registry = Registry::builtin();
     match command {
         Command::Validate { input } => match load(&input, &mut registry) {
+            Ok(playbook) if style::quiet() => {
+                print_diagnostics(&playbook.warnings);
+                0
+            }
             Ok(playbook) => {
+                print_diagnostics(&playbook.warnings);
                 let nodes: usize = playbook.steps.iter().map(|s| s.hosts.len()).sum();
-                println!(
-                    "{}: valid ({}, {}, {})",
+                show::out(&format!(
+                    "{}: valid ({}, {}, {})\n",
                     input.playbook.display(),
                     plural(playbook.steps.len(), "step"),
                     plural(playbook.hosts.len(), "host"),
                     plural(nodes, "node")
-                );
-                0
+                ))
             }
             Err(code) => code,
         },
@@ -167,9 +218,11 @@ async fn dispatch(command: Command) -> i32 {
             input,
             format,
             hosts,
+            selection,
         } => match load(&input, &mut registry) {
-            Ok(playbook) => match dag::Dag::build(&playbook, &Selection::default()) {
+            Ok(playbook) => match dag::Dag::build(&playbook, &selection.into()) {
                 Ok(dag) => {
+                    print_diagnostics(&playbook.warnings);
                     let format = match format {
                         GraphFormat::Text => graph::GraphFormat::Text,
                         GraphFormat::Dot => graph::GraphFormat::Dot,
@@ -177,12 +230,9 @@ async fn dispatch(command: Command) -> i32 {
                         GraphFormat::Svg => graph::GraphFormat::Svg,
                     };
                     match graph::render(&playbook, &dag, format, hosts) {
-                        Ok(picture) => {
-                            print!("{picture}");
-                            0
-                        }
+                        Ok(picture) => show::out(&picture),
                         Err(message) => {
-                            eprintln!("error: {message}");
+                            eprintln!("{} {message}", paint_level(Severity::Error));
                             1
                         }
                     }
@@ -191,10 +241,19 @@ async fn dispatch(command: Command) -> i32 {
             },
             Err(code) => code,
         },
-        Command::Plan { run } => run_playbook(run, Mode::Plan, false, false, registry).await,
-        Command::Apply { run, fresh, diff } => {
-            run_playbook(run, Mode::Apply, fresh, diff, registry).await
-        }
+        Command::Plan {
+            run,
+            detailed_exitcode,
+        } => run_playbook(run, Mode::Plan, false, false, registry, detailed_exitcode).await,
+        Command::Apply {
+            run,
+            check: true,
+            diff,
+            ..
+        } => run_playbook(run, Mode::Plan, false, diff, registry, false).await,
+        Command::Apply {
+            run, fresh, diff, ..
+        } => run_playbook(run, Mode::Apply, fresh, diff, registry, false).await,
         Command::Report { input, to } => match report::read_events(&input) {
             Ok(events) => write_report(&to, &events),
             Err(message) => usage_error(&message),
@@ -209,28 +268,47 @@ async fn dispatch(command: Command) -> i32 {
                     return code;
                 }
             }
-            show_plugins(&registry, name.as_deref())
+            show::plugins(&registry, name.as_deref())
         }
+        Command::Completions { shell } => show::completions::<Cli>(shell),
+        Command::Man => show::man::<Cli>(),
     }
 }
 
 fn load(input: &Input, registry: &mut Registry) -> Result<Playbook, i32> {
-    playbook::load(&input.playbook, input.inventory.as_deref(), registry).map_err(|diagnostics| {
-        for diagnostic in &diagnostics {
-            eprintln!("{diagnostic}");
+    match playbook::load(&input.playbook, input.inventory.as_deref(), registry) {
+        Ok(playbook) => Ok(playbook),
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics);
+            eprintln!(
+                "{} in {}: nothing was run",
+                plural(diagnostics.len(), "error"),
+                input.playbook.display()
+            );
+            Err(EXIT_INVALID)
         }
-        eprintln!(
-            "{} error{} in {}: nothing was run",
-            diagnostics.len(),
-            if diagnostics.len() == 1 { "" } else { "s" },
-            input.playbook.display()
-        );
-        EXIT_INVALID
-    })
+    }
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    for diagnostic in diagnostics {
+        let text = diagnostic.to_string();
+        // The level word is the first thing on the first line; only it is coloured.
+        let rest = text.split_once(':').map_or(text.as_str(), |(_, rest)| rest);
+        eprintln!("{}{rest}", paint_level(diagnostic.severity));
+    }
+}
+
+/// `error:` or `warning:`, coloured when colour is on.
+fn paint_level(severity: Severity) -> String {
+    match severity {
+        Severity::Error => style::paint("error:", Paint::Red),
+        Severity::Warning => style::paint("warning:", Paint::Yellow),
+    }
 }
 
 fn usage_error(message: &str) -> i32 {
-    eprintln!("error: {message}");
+    eprintln!("{} {message}", paint_level(Severity::Error));
     EXIT_INVALID
 }
 
@@ -240,13 +318,29 @@ async fn run_playbook(
     fresh: bool,
     diff: bool,
     mut registry: Registry,
+    detailed_exitcode: bool,
 ) -> i32 {
     let playbook = match load(&args.input, &mut registry) {
         Ok(playbook) => playbook,
         Err(code) => return code,
     };
+    if playbook.hosts.is_empty() {
+        return usage_error(&format!(
+            "{} has no hosts to run on: pass the inventory with --inventory FILE, or add [hosts.NAME] tables",
+            args.input.playbook.display()
+        ));
+    }
+    print_diagnostics(&playbook.warnings);
+    let selection: Selection = args.selection.into();
+    // A bad --limit or --only is invalid input (exit 2); the run's own errors are not.
+    if let Err(err) = dag::Dag::build(&playbook, &selection) {
+        return usage_error(&err);
+    }
     for host in Connections::unchecked_hosts(&playbook.hosts) {
-        eprintln!("warning: host key checking is off for {host}: anyone on the network path can impersonate it");
+        eprintln!(
+            "{} host key checking is off for {host}: anyone on the network path can impersonate it",
+            paint_level(Severity::Warning)
+        );
     }
     let output: Arc<dyn Reporter> = match args.output {
         OutputFormat::Human => Arc::new(Human::new()),
@@ -260,10 +354,8 @@ async fn run_playbook(
         fail_fast: args.fail_fast,
         fresh,
         diff,
-        selection: Selection {
-            limit: args.limit,
-            only: args.only,
-        },
+        selection,
+        state_dir: args.state_dir,
     };
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -278,14 +370,25 @@ async fn run_playbook(
     )
     .await
     {
-        Ok(summary) => match &args.report {
-            Some(path) => match write_report(path, &recorder.events()) {
-                0 => summary.exit_code,
-                failed => summary.exit_code.max(failed),
-            },
-            None => summary.exit_code,
-        },
-        Err(message) => usage_error(&message),
+        Ok(summary) => {
+            let exit_code = match &args.report {
+                Some(path) => match write_report(path, &recorder.events()) {
+                    0 => summary.exit_code,
+                    failed => summary.exit_code.max(failed),
+                },
+                None => summary.exit_code,
+            };
+            let pending = summary.recap.values().any(|r| r.would_change > 0);
+            if detailed_exitcode && exit_code == 0 && pending {
+                2
+            } else {
+                exit_code
+            }
+        }
+        Err(message) => {
+            eprintln!("{} {message}", paint_level(Severity::Error));
+            1
+        }
     }
 }
 
@@ -301,48 +404,8 @@ fn write_report(path: &std::path::Path, events: &[serde_json::Value]) -> i32 {
             0
         }
         Err(message) => {
-            eprintln!("error: {message}");
+            eprintln!("{} {message}", paint_level(Severity::Error));
             1
         }
     }
-}
-
-fn show_plugins(registry: &Registry, name: Option<&str>) -> i32 {
-    let Some(name) = name else {
-        for entry in registry.entries() {
-            println!(
-                "{:<16} {:<10} {}  [{}]",
-                entry.info.name, entry.info.version, entry.info.summary, entry.origin
-            );
-        }
-        return 0;
-    };
-    let Some(entry) = registry.get(name) else {
-        return usage_error(&format!(
-            "no plugin `{name}` (`graphrun plugins` lists them)"
-        ));
-    };
-    let info = &entry.info;
-    println!(
-        "{} {} [{}]\n{}\n\nparameters:",
-        info.name, info.version, entry.origin, info.summary
-    );
-    for param in &info.params {
-        let required = if param.required { " (required)" } else { "" };
-        let default = param
-            .default
-            .as_ref()
-            .map(|d| format!(" [default: {d}]"))
-            .unwrap_or_default();
-        println!(
-            "  {:<12} {}{required}{default}\n      {}",
-            param.name,
-            param.kind.describe(),
-            param.doc
-        );
-    }
-    if !info.outputs.is_empty() {
-        println!("\noutputs: {}", info.outputs.join(", "));
-    }
-    0
 }

@@ -2,6 +2,7 @@
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use crate::playbook::diagnostic::closest;
 use crate::playbook::{Playbook, Wait};
 
 /// One (step, host) pair.
@@ -37,7 +38,11 @@ impl Dag {
         let hosts_selected = selection_hosts(playbook, &selection.limit)?;
         for id in &selection.only {
             if playbook.step(id).is_none() {
-                return Err(format!("--only: there is no step `{id}`"));
+                let ids = playbook.steps.iter().map(|s| s.id.as_str());
+                return Err(format!(
+                    "--only: there is no step `{id}`{}",
+                    did_you_mean(id, ids)
+                ));
             }
         }
         let mut graph = DiGraph::new();
@@ -103,8 +108,18 @@ fn selection_hosts(playbook: &Playbook, limit: &[String]) -> Result<Vec<String>,
         } else if playbook.host(name).is_some() {
             selected.push(name.clone());
         } else {
-            return Err(format!("--limit: there is no host or group `{name}`"));
+            let names = (playbook.hosts.iter().map(|h| h.name.as_str()))
+                .chain(playbook.groups.keys().map(String::as_str));
+            return Err(format!(
+                "--limit: there is no host or group `{name}`{}",
+                did_you_mean(name, names)
+            ));
         }
     }
     Ok(selected)
+}
+
+/// "; did you mean `web`?" when a name is a likely typo of one of `names`.
+fn did_you_mean<'a>(found: &str, names: impl IntoIterator<Item = &'a str>) -> String {
+    closest(found, names).map_or(String::new(), |best| format!("; did you mean `{best}`?"))
 }

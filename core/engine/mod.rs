@@ -3,6 +3,7 @@
 pub mod dag;
 pub mod diff;
 pub mod events;
+mod failure;
 mod journal;
 pub mod lock;
 mod node;
@@ -11,6 +12,7 @@ pub mod run;
 mod run_log;
 mod scheduler;
 pub mod state;
+mod verbose;
 
 pub use dag::{Dag, Selection};
 pub use events::{Collector, Event, Mode, NodeStatus, OpStatus, Recap, Reporter, StepLinks};

@@ -10,6 +10,7 @@ use graphrun_plugin_api::{
 use sha2::{Digest, Sha256};
 
 use super::events::{Event, Mode, NodeStatus, OpStatus};
+use super::failure;
 use super::run::RunContext;
 use super::state::{private_dir, write_private};
 use crate::playbook::{template, Step};
@@ -17,8 +18,6 @@ use crate::transport::{Frame, RunError, Session};
 
 /// How planning may go back and forth before the plugin must answer with a plan.
 const MAX_PROBE_ROUNDS: usize = 4;
-/// Failed ops show this much of their stderr and stdout.
-const OUTPUT_TAIL: usize = 2000;
 
 /// A node's result.
 #[derive(Debug, Clone)]
@@ -255,6 +254,9 @@ async fn attempt_once(
         .filter(|op| !(check_mode && matches!(op, Op::Fetch { .. })))
         .cloned()
         .collect();
+    if crate::output::style::verbose() {
+        super::verbose::show_ops(&cx.redactor, names.node, &ops);
+    }
     let uploads = read_uploads(cx, &ops).map_err(|err| (NodeStatus::Failed, err))?;
     let frames = session
         .run(&ops, &uploads, check_mode, check_mode || cx.diff)
@@ -265,8 +267,8 @@ async fn attempt_once(
         let status = op_status(op, frame);
         cx.log_op(names.node, op, frame, status);
         let failed = status == OpStatus::Failed;
-        let failed_stderr = failed.then(|| cx.redactor.redact(&tail(&frame.stderr)));
-        let failed_stdout = failed.then(|| cx.redactor.redact(&tail(&frame.stdout)));
+        let failed_stderr = failed.then(|| cx.redactor.redact(&failure::tail(&frame.stderr)));
+        let failed_stdout = failed.then(|| cx.redactor.redact(&failure::tail(&frame.stdout)));
         let summary = cx.redactor.redact(&op.summary());
         cx.reporter.event(&Event::OpFinished {
             node: names.node.to_string(),
@@ -283,14 +285,7 @@ async fn attempt_once(
         match status {
             OpStatus::Failed => {
                 let code = frame.exit_code.unwrap_or(-1);
-                let mut error = format!("`{summary}` exited with {code}");
-                // stderr first: it usually says why; stdout often holds the last thing done.
-                for (name, text) in [("stderr", failed_stderr), ("stdout", failed_stdout)] {
-                    let text = text.unwrap_or_default();
-                    if !text.trim().is_empty() {
-                        error.push_str(&format!("\n{name}:\n{}", text.trim_end()));
-                    }
-                }
+                let error = failure::describe(&summary, code, failed_stderr, failed_stdout);
                 return Err(Failure::Node(NodeStatus::Failed, error));
             }
             OpStatus::Changed => node_status = NodeStatus::Changed,
@@ -449,15 +444,6 @@ fn input_hash(cx: &RunContext, step: &Step, host: &str, params: &Params, version
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let start = text.len().saturating_sub(OUTPUT_TAIL);
-    let start = (start..text.len())
-        .find(|i| text.is_char_boundary(*i))
-        .unwrap_or(text.len());
-    text[start..].to_string()
 }
 
 /// Parses the facts script's `key=value` lines.

@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub selection: Selection,
     /// Report what file ops change as diffs (always on in `plan`).
     pub diff: bool,
+    /// Where state, run logs and fetched files go; `.graphrun/<playbook>/` beside the
+    /// playbook when `None`.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -51,6 +54,7 @@ impl Default for RunOptions {
             fresh: false,
             selection: Selection::default(),
             diff: false,
+            state_dir: None,
         }
     }
 }
@@ -212,13 +216,16 @@ pub async fn execute(
     let started = Instant::now();
     let playbook = Arc::new(playbook);
     let dag = Dag::build(&playbook, &options.selection)?;
-    let data_dir = state::playbook_dir(&playbook.path);
+    let data_dir = options
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| state::playbook_dir(&playbook.path));
     // Held until the run ends: a second `apply` of this playbook is refused meanwhile.
     let _lock = match options.mode {
         Mode::Apply => Some(take_lock(&data_dir)?),
         Mode::Plan => None,
     };
-    let store = StateStore::open(&playbook.path, options.fresh)?;
+    let store = StateStore::open(&data_dir, options.fresh)?;
     let in_flight = store.previous_in_flight();
     if options.mode == Mode::Apply && !in_flight.is_empty() {
         eprintln!(

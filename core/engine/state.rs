@@ -107,9 +107,9 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 impl StateStore {
-    /// Opens the state of a playbook; `fresh` ignores what it holds.
-    pub fn open(playbook: &Path, fresh: bool) -> Result<Self, String> {
-        let path = playbook_dir(playbook).join("state.json");
+    /// Opens the state kept in `data_dir`; `fresh` ignores what it holds.
+    pub fn open(data_dir: &Path, fresh: bool) -> Result<Self, String> {
+        let path = data_dir.join("state.json");
         let journal = Journal::beside(&path);
         let mut previous = match std::fs::read(&path) {
             Ok(_) if fresh => State::default(),

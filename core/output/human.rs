@@ -9,6 +9,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::plural;
+use super::style::{self, Paint};
 use crate::engine::{Event, Mode, NodeStatus, OpStatus, Recap, Reporter};
 
 /// Hosts shown with a bar of their own; the rest share one summary bar.
@@ -34,7 +35,9 @@ struct Inner {
 impl Human {
     /// Bars when stdout is a terminal and NO_COLOR is unset; plain lines otherwise.
     pub fn new() -> Self {
-        let fancy = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let fancy = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none()
+            && !style::quiet();
         Human {
             inner: Mutex::new(Inner {
                 mode: Mode::Apply,
@@ -68,6 +71,13 @@ impl Inner {
         }
     }
 
+    /// A line that `-q` leaves out.
+    fn say(&self, text: &str) {
+        if !style::quiet() {
+            self.line(text);
+        }
+    }
+
     fn bar_for(&self, host: &str) -> Option<&ProgressBar> {
         self.host_bars.get(host).or(self.overflow.as_ref())
     }
@@ -92,7 +102,7 @@ impl Reporter for Human {
                     "applying"
                 };
                 let total: usize = hosts.values().sum();
-                inner.line(&format!(
+                inner.say(&format!(
                     "{verb} {playbook}: {} on {}",
                     plural(total, "node"),
                     plural(hosts.len(), "host")
@@ -188,16 +198,18 @@ impl Reporter for Human {
                     );
                 if show {
                     let seconds = *duration_ms as f64 / 1000.0;
-                    let mut text = format!("{:<12} {node} ({seconds:.2}s)", status.word());
+                    let word = format!("{:<12}", status.word());
+                    let mut text =
+                        format!("{} {node} ({seconds:.2}s)", paint_status(&word, *status));
                     if let (Some(error), true) = (error, inner.bars.is_some()) {
                         text.push_str(&format!(": {}", first_line(error)));
                     }
-                    inner.line(&text);
+                    inner.say(&text);
                 }
                 for (op, diff) in inner.changes.remove(node).unwrap_or_default() {
-                    inner.line(&format!("    ~ {op}"));
+                    inner.say(&format!("    ~ {op}"));
                     if let Some(diff) = diff {
-                        inner.line(&indented_diff(&diff, inner.bars.is_some()));
+                        inner.say(&indented_diff(&diff, inner.bars.is_some()));
                     }
                 }
             }
@@ -213,7 +225,8 @@ impl Reporter for Human {
                 inner.line(&report);
                 for (node, error) in &inner.failures {
                     inner.line(&format!(
-                        "FAILED {node}:\n  {}",
+                        "{} {node}:\n  {}",
+                        style::paint("FAILED", Paint::Red),
                         error.replace('\n', "\n  ")
                     ));
                 }
@@ -255,6 +268,17 @@ fn indented_diff(diff: &str, colour: bool) -> String {
         format!("      {paint}{line}{reset}")
     });
     lines.collect::<Vec<_>>().join("\n")
+}
+
+/// A status word (already padded) in its colour.
+fn paint_status(word: &str, status: NodeStatus) -> String {
+    match status {
+        NodeStatus::Changed | NodeStatus::WouldChange => style::paint(word, Paint::Yellow),
+        NodeStatus::Failed | NodeStatus::Unreachable | NodeStatus::Interrupted => {
+            style::paint(word, Paint::Red)
+        }
+        _ => word.to_string(),
+    }
 }
 
 fn first_line(text: &str) -> &str {

@@ -3,6 +3,7 @@
 pub mod graph;
 mod human;
 pub mod report;
+pub mod style;
 
 use std::io::Write;
 

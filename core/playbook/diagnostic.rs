@@ -196,7 +196,11 @@ pub fn closest<'a>(found: &str, candidates: impl IntoIterator<Item = &'a str>) -
     candidates
         .into_iter()
         .map(|candidate| (edit_distance(found, candidate), candidate))
-        .filter(|(distance, candidate)| *distance <= (candidate.len().max(found.len()) / 3).max(1))
+        // Close enough to be a typo, and not a whole rewrite of a short name (`x` → `a`).
+        .filter(|(distance, candidate)| {
+            *distance <= (candidate.len().max(found.len()) / 3).max(1)
+                && *distance < found.chars().count()
+        })
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
 }
@@ -244,6 +248,11 @@ mod tests {
     fn suggests_only_close_names() {
         assert_eq!(closest("comand", ["command", "file"]), Some("command"));
         assert_eq!(closest("docker", ["command", "file"]), None);
+        assert_eq!(
+            closest("x", ["a", "b"]),
+            None,
+            "a one-letter name is not a typo"
+        );
         assert_eq!(
             closest("wbe", ["web", "db"]),
             Some("web"),

@@ -30,6 +30,8 @@ pub struct Playbook {
     pub steps: Vec<Step>,
     /// Every secret value, to be redacted from all output.
     pub secrets: Vec<String>,
+    /// Problems that do not stop a run (printed before it).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Playbook {

@@ -229,6 +229,10 @@ impl Connections {
             Transport::Memory(memory) => memory.open(&host.name).map(Session::Memory),
             Transport::Real => {
                 let (command, first_line) = ssh::shell_command(host);
+                if crate::output::style::verbose() {
+                    // The sudo password goes to stdin, never on this line: nothing to redact.
+                    eprintln!("{}: {:?}", host.name, command.as_std());
+                }
                 // The handshake gets the connect timeout plus time for sudo and the prelude.
                 let ready_within = host.connection.connect_timeout + Duration::from_secs(10);
                 shell::ShellSession::open(command, ready_within, first_line.as_deref())

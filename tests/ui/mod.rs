@@ -3,6 +3,7 @@
 //! become `[ROOT]` and durations `[ELAPSED]`. `SNAPSHOTS=overwrite cargo test --test integration
 //! ui::` rewrites the expected text in place after a deliberate change.
 
+mod cli;
 mod diagnostics;
 mod run;
 

@@ -70,6 +70,14 @@ pub fn load(
             &known,
         ));
     }
+    let mut warnings = Vec::new();
+    if hosts.is_empty() {
+        warnings.push(
+            Diagnostic::general("the playbook has no hosts: its steps run nowhere")
+                .help("pass the inventory with --inventory FILE, or add [hosts.NAME] tables")
+                .warning(),
+        );
+    }
     if loader.diagnostics.is_empty() {
         Ok(Playbook {
             path: path.to_path_buf(),
@@ -78,6 +86,7 @@ pub fn load(
             groups,
             steps,
             secrets: loader.secrets,
+            warnings,
         })
     } else {
         Err(in_file_order(loader.diagnostics))
