@@ -161,6 +161,11 @@ exit 0
 planning playbook.toml: 1 node on 1 host
 would_change made@control ([ELAPSED])
     ~ file [ROOT]/made (10 bytes)
+      --- [ROOT]/made (before)
+      +++ [ROOT]/made (after)
+      @@ -0,0 +1 @@
+      +secret-ish
+      / No newline at end of file
 
 RECAP
 host        ok  would_change  skipped  failed  unreachable  blocked

@@ -54,7 +54,7 @@ failed after [ELAPSED]: fix the cause and run apply again to resume
 fn plan_after_a_failure_speaks_of_plan_not_of_resuming() {
     let playbook = local(
         "[steps.made]\nplugin = \"file\"\npath = \"{{ vars.root }}/made\"\ncontent = \"x\"\n\n\
-         [steps.gate]\nplugin = \"command\"\nrun = \"test -e {{ vars.root }}/nothing\"\nchanged = false\n",
+         [steps.gate]\nplugin = \"command\"\nrun = \"test -e {{ vars.root }}/nothing\"\nchanged = false\nneeds = [\"made\"]\n",
     );
     let dir = playbook.dir.path();
     let output = graphrun(dir, &["plan", "playbook.toml"]);
@@ -66,6 +66,11 @@ exit 1
 planning playbook.toml: 2 nodes on 1 host
 would_change made@control ([ELAPSED])
     ~ file [ROOT]/made (1 bytes)
+      --- [ROOT]/made (before)
+      +++ [ROOT]/made (after)
+      @@ -0,0 +1 @@
+      +x
+      / No newline at end of file
 failed       gate@control ([ELAPSED])
 
 RECAP
