@@ -4,7 +4,7 @@
 # integration tests.  See tests/lab/README.md.
 #
 #   lab.sh up N | down | stop hN | start hN | partition hN | heal hN
-#   lab.sh rekey hN | status | env
+#   lab.sh rekey hN | status | env | systemd-up | airgap HOST | reconnect HOST
 #
 # Several labs can run side by side: GRAPHRUN_LAB_ID=K (0..9, default 0) gives
 # lab K its own subnet 10.77.K.0/24, interface/netns names, nft table and state
@@ -200,16 +200,21 @@ existing_hosts() {
     done | sort -n
 }
 
+# The [defaults] table of every lab inventory.
+inventory_defaults() {
+    echo '[defaults]'
+    echo 'user = "root"'
+    echo 'port = 22'
+    echo "identity_file = \"$STATE/id_ed25519\""
+    echo "known_hosts_file = \"$STATE/known_hosts\""
+    echo 'host_key_checking = "accept-new"'
+    echo 'connect_timeout = "5s"'
+}
+
 write_inventory() {
     local tmp=$STATE/inventory.toml.tmp n
     {
-        echo '[defaults]'
-        echo 'user = "root"'
-        echo 'port = 22'
-        echo "identity_file = \"$STATE/id_ed25519\""
-        echo "known_hosts_file = \"$STATE/known_hosts\""
-        echo 'host_key_checking = "accept-new"'
-        echo 'connect_timeout = "5s"'
+        inventory_defaults
         for n in $(existing_hosts); do
             echo
             echo "[hosts.h$n]"
@@ -300,11 +305,18 @@ lab_egress_addresses() {
     echo "${addrs[*]}"
 }
 
-# netns + veth for host N.  Re-wires from scratch whenever the pair is not
-# exactly as expected (e.g. a previous run died between "add" and "move").
+# netns + veth for host N.
 ensure_host_net() {
-    local n=$1 ns veth peer mtu
-    ns=$(netns "$n"); veth=$(veth "$n"); peer="${veth}p"
+    local n=$1
+    wire_host "$(netns "$n")" "$(veth "$n")" "$(host_ip "$n")" "$n"
+}
+
+# Wires netns NS to the bridge: veth VETH on the machine side, eth0 with IP inside; MAC_ID
+# (0..255) picks fixed MACs.  Re-wires from scratch whenever the pair is not exactly as
+# expected (e.g. a previous run died between "add" and "move").
+wire_host() {
+    local ns=$1 veth=$2 ip=$3 mac_id=$4 peer mtu
+    peer="${veth}p"
     [[ -e /run/netns/$ns ]] || ip netns add "$ns"
     if ! { ip -n "$ns" link show eth0 >/dev/null 2>&1 &&
            ip link show "$veth" 2>/dev/null | grep -q "master $BRIDGE"; }; then
@@ -314,14 +326,14 @@ ensure_host_net() {
         mtu=$(lab_mtu)
         # Fixed MACs per host: a re-created pair keeps them, so neighbours'
         # ARP caches stay valid (else ~30 s of silence after re-wiring).
-        ip link add "$veth" address "$(printf '02:77:01:00:%02x:%02x' "$LAB_ID" "$n")" mtu "$mtu" \
-            type veth peer name "$peer" address "$(printf '02:77:00:%02x:01:%02x' "$LAB_ID" "$n")" mtu "$mtu"
+        ip link add "$veth" address "$(printf '02:77:01:00:%02x:%02x' "$LAB_ID" "$mac_id")" mtu "$mtu" \
+            type veth peer name "$peer" address "$(printf '02:77:00:%02x:01:%02x' "$LAB_ID" "$mac_id")" mtu "$mtu"
         ip link set "$peer" netns "$ns"
         ip -n "$ns" link set "$peer" name eth0
         ip link set "$veth" master "$BRIDGE"
     fi
     ip -n "$ns" link set lo up
-    ip -n "$ns" addr replace "$(host_ip "$n")/24" dev eth0
+    ip -n "$ns" addr replace "$ip/24" dev eth0
     ip -n "$ns" link set eth0 up
     ip -n "$ns" route replace default via "$GATEWAY"
     ip link set "$veth" up   # note: this also heals a partition
@@ -340,15 +352,23 @@ ensure_overlay() {
 # users, keys).  The "provisioned" marker is written last; a host without it
 # is wiped and redone.  Returns 0 if it (re)created the host, 1 if it existed.
 provision_host() {
-    local n=$1 d root pub
+    local n=$1 d root
     d=$(host_dir "$n"); root=$d/root
     [[ -e $d/provisioned ]] && return 1
     log "creating h$n"
     if mountpoint -q "$root"; then umount "$root"; fi
     rm -rf "$d/upper" "$d/work"
     ensure_overlay "$n"
+    provision_root "$root" "h$n"
+    touch "$d/provisioned"
+    return 0
+}
+
+# Host keys, users and their keys in ROOT for a host called NAME.
+provision_root() {
+    local root=$1 name=$2 pub
     pub=$(cat "$STATE/id_ed25519.pub")
-    echo "h$n" >"$root/etc/hostname"
+    echo "$name" >"$root/etc/hostname"
     # deploy: sudo with password; ops: passwordless sudo.  Homes without skel
     # rc files: a bare, fast, predictable shell for graphrun.  ops gets "*"
     # (not the locked "!") as password so sshd never treats it as locked.
@@ -369,8 +389,6 @@ provision_host() {
         done
     ' sh "$pub"
     printf 'deploy:%s\n' "$(cat "$STATE/deploy-password")" | in_root "$root" chpasswd
-    touch "$d/provisioned"
-    return 0
 }
 
 # Files refreshed at every start: the machine's DNS and the lab's names.
@@ -503,6 +521,9 @@ wait_ssh() {
     done
 }
 
+# shellcheck source=tests/lab/systemd-hosts.sh
+. "$(dirname "${BASH_SOURCE[0]}")/systemd-hosts.sh"
+
 # ---------------------------------------------------------------- commands --
 cmd_up() {
     local count=${1:-} n created=0 failed=0
@@ -528,6 +549,7 @@ cmd_up() {
 
 cmd_down() {
     local n ns pid mp
+    systemd_hosts_down
     # Processes: every lab nspawn (found by its -M PREFIXN argument, whatever
     # state dir started it), then anything still inside a lab netns.
     for pid in $(lab_nspawn_pids); do kill -TERM "$pid" 2>/dev/null || true; done
@@ -655,6 +677,9 @@ cmd_env() {
     printf 'export GRAPHRUN_LAB_KNOWN_HOSTS=%q\n' "$STATE/known_hosts"
     printf 'export GRAPHRUN_LAB_DEPLOY_PASSWORD_FILE=%q\n' "$STATE/deploy-password"
     printf 'export GRAPHRUN_LAB_HOSTS=%q\n' "$(existing_hosts | sed 's/^/h/' | paste -sd' ' -)"
+    [[ -f $STATE/systemd-inventory.toml ]] &&
+        printf 'export GRAPHRUN_LAB_SYSTEMD_INVENTORY=%q\n' "$STATE/systemd-inventory.toml"
+    return 0
 }
 
 usage() {
@@ -667,6 +692,9 @@ usage: lab.sh COMMAND
   rekey hN      new ssh host keys for a host, sshd reloaded
   status        one line per host
   env           export lines for tests (GRAPHRUN_LAB_INVENTORY, ...)
+  systemd-up    boot s1 (Debian 12) and s2 (Debian 13) with systemd as PID 1 (idempotent)
+  airgap HOST   cut HOST (hN or sN) off from everything outside the lab; SSH still works
+  reconnect HOST  undo airgap
 EOF
 }
 
@@ -687,6 +715,9 @@ main() {
         partition) cmd_partition "$@" ;;
         heal)      cmd_heal "$@" ;;
         rekey)     cmd_rekey "$@" ;;
+        systemd-up) cmd_systemd_up ;;
+        airgap)    cmd_airgap "$@" ;;
+        reconnect) cmd_reconnect "$@" ;;
         status)    cmd_status ;;
         *)         usage >&2; exit 2 ;;
     esac
