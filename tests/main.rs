@@ -11,6 +11,7 @@ mod diff;
 mod dynamic_plugins;
 mod fuzz_input;
 mod graph;
+mod host_prep;
 mod regression;
 mod report;
 mod scheduler;

@@ -44,3 +44,26 @@ impl TempPlaybook {
         self.dir.path().join(".graphrun/playbook/state.json")
     }
 }
+
+/// Runs `command` on a lab host as root over SSH with the lab's key, outside graphrun.
+pub fn ssh_as_root(key: &Path, address: &str, command: &str) -> std::process::Output {
+    std::process::Command::new("ssh")
+        .arg("-i")
+        .arg(key)
+        .args([
+            "-F",
+            "/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg(format!("root@{address}"))
+        .arg(command)
+        .output()
+        .expect("run ssh")
+}
