@@ -140,11 +140,14 @@ impl Recorder {
 impl Reporter for Recorder {
     fn event(&self, event: &Event) {
         self.inner.event(event);
-        let value = serde_json::to_value(event).expect("events serialize");
         let mut file = self.file.lock().expect("events file lock");
         if let Event::RunStarted { log: Some(log), .. } = event {
             *file = Recorder::open(Path::new(log));
         }
+        if file.is_none() && self.kept.is_none() {
+            return;
+        }
+        let value = serde_json::to_value(event).expect("events serialize");
         if let Some(out) = file.as_mut() {
             let _ = writeln!(out, "{value}");
             if matches!(event, Event::RunFinished { .. }) {
