@@ -209,7 +209,7 @@ impl Reporter for Human {
                 for (op, diff) in inner.changes.remove(node).unwrap_or_default() {
                     inner.say(&format!("    ~ {op}"));
                     if let Some(diff) = diff {
-                        inner.say(&indented_diff(&diff, inner.bars.is_some()));
+                        inner.say(&indented_diff(&diff));
                     }
                 }
             }
@@ -253,19 +253,18 @@ impl Reporter for Human {
     }
 }
 
-/// A diff indented under its op; on a terminal, removals red, additions green, hunks cyan.
-fn indented_diff(diff: &str, colour: bool) -> String {
+/// A diff indented under its op; in colour, removals red, additions green, hunks yellow.
+fn indented_diff(diff: &str) -> String {
     let lines = diff.trim_end_matches('\n').lines().map(|line| {
         let paint = match line.as_bytes().first() {
-            _ if !colour => "",
-            _ if line.starts_with("--- ") || line.starts_with("+++ ") => "\x1b[1m",
-            Some(b'-') => "\x1b[31m",
-            Some(b'+') => "\x1b[32m",
-            Some(b'@') => "\x1b[36m",
-            _ => "",
+            _ if line.starts_with("--- ") || line.starts_with("+++ ") => None,
+            Some(b'-') => Some(Paint::Red),
+            Some(b'+') => Some(Paint::Green),
+            Some(b'@') => Some(Paint::Yellow),
+            _ => None,
         };
-        let reset = if paint.is_empty() { "" } else { "\x1b[0m" };
-        format!("      {paint}{line}{reset}")
+        let line = paint.map_or_else(|| line.to_string(), |paint| style::paint(line, paint));
+        format!("      {line}")
     });
     lines.collect::<Vec<_>>().join("\n")
 }
