@@ -470,7 +470,7 @@ fn template_in_when_reading_an_unknown_host_field() {
         error(
             "7:8",
             "template reads `host.nmae`: hosts have no `nmae` (name, address, groups, vars)",
-            "",
+            "did you mean `host.name`?",
             Some(TEMPLATE_HELP)
         )
     );

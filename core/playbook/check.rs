@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::diagnostic::closest;
+use super::filters;
 use super::template::{self, ROOTS};
 use super::{Diagnostic, Host, Source, Step, Wait};
 use crate::plugins::Registry;
@@ -201,11 +203,35 @@ fn check_templates(
             }
         };
         for name in names {
-            if let Some(problem) = unknown_name(&name, &waited_for, steps, known) {
-                diagnostics.push(Diagnostic::at(source, text_span.clone(), format!("template reads `{name}`: {problem}")).help(
+            if let Some((problem, suggestion)) = unknown_name(&name, &waited_for, steps, known) {
+                let mut diagnostic = Diagnostic::at(source, text_span.clone(), format!("template reads `{name}`: {problem}")).help(
                     "templates can read vars.*, host.*, hosts.NAME.*, groups.NAME, facts.* and steps.ID.outputs.* of steps this one needs",
-                ));
+                );
+                if let Some(best) = suggestion {
+                    diagnostic = diagnostic.label(format!("did you mean `{best}`?"));
+                }
+                diagnostics.push(diagnostic);
             }
+        }
+        for unknown in filters::unknown(&env, text, expression) {
+            let mut diagnostic = Diagnostic::at(
+                source,
+                text_span.clone(),
+                format!(
+                    "template uses an unknown {} `{}`",
+                    unknown.kind, unknown.name
+                ),
+            )
+            .help(match unknown.kind {
+                "filter" => {
+                    "filters are minijinja's built-ins (`default`, `lower`, `join`…) and `quote`"
+                }
+                _ => "tests are minijinja's built-ins (`defined`, `none`, `eq`…)",
+            });
+            if let Some(best) = unknown.suggestion {
+                diagnostic = diagnostic.label(format!("did you mean `{best}`?"));
+            }
+            diagnostics.push(diagnostic);
         }
     }
     diagnostics
@@ -220,38 +246,53 @@ fn collect_strings<'a>(value: &'a Value, out: &mut dyn FnMut(&'a str)) {
     }
 }
 
-/// Why a dotted name cannot be read, or `None` when it can (or is only known at run time).
+/// Why a dotted name cannot be read (and a known name close to the wrong part), or `None` when
+/// it can (or is only known at run time).
 fn unknown_name(
     name: &str,
     waited_for: &BTreeSet<&str>,
     steps: &[Step],
     known: &Known<'_>,
-) -> Option<String> {
+) -> Option<(String, Option<String>)> {
     let parts: Vec<&str> = name.split('.').collect();
+    // `vars.rot` → `vars.root`: the name with its wrong part replaced by the closest candidate.
+    let near = |at: usize, candidates: Vec<&str>| {
+        closest(parts[at], candidates).map(|best| {
+            let mut fixed = parts[..=at].to_vec();
+            fixed[at] = best;
+            fixed.join(".")
+        })
+    };
     match parts.as_slice() {
-        [root, ..] if !ROOTS.contains(root) => Some(format!(
-            "unknown name `{root}` (one of {})",
-            ROOTS.join(", ")
+        [root, ..] if !ROOTS.contains(root) => Some((
+            format!("unknown name `{root}` (one of {})", ROOTS.join(", ")),
+            near(0, ROOTS.to_vec()),
         )),
-        ["vars", var, ..] if !known.vars.contains_key(*var) => {
-            Some(format!("no variable `{var}` in [vars]"))
-        }
-        ["host", field, ..] if !["name", "address", "groups", "vars"].contains(field) => Some(
-            format!("hosts have no `{field}` (name, address, groups, vars)"),
-        ),
-        ["hosts", host, ..] if !known.hosts.iter().any(|h| h.name == *host) => {
-            Some(format!("no host `{host}`"))
-        }
-        ["groups", group, ..] if !known.groups.contains_key(*group) => {
-            Some(format!("no group `{group}`"))
-        }
+        ["vars", var, ..] if !known.vars.contains_key(*var) => Some((
+            format!("no variable `{var}` in [vars]"),
+            near(1, known.vars.keys().map(String::as_str).collect()),
+        )),
+        ["host", field, ..] if !HOST_FIELDS.contains(field) => Some((
+            format!("hosts have no `{field}` ({})", HOST_FIELDS.join(", ")),
+            near(1, HOST_FIELDS.to_vec()),
+        )),
+        ["hosts", host, ..] if !known.hosts.iter().any(|h| h.name == *host) => Some((
+            format!("no host `{host}`"),
+            near(1, known.hosts.iter().map(|h| h.name.as_str()).collect()),
+        )),
+        ["groups", group, ..] if !known.groups.contains_key(*group) => Some((
+            format!("no group `{group}`"),
+            near(1, known.groups.keys().map(String::as_str).collect()),
+        )),
         ["steps", id, rest @ ..] => {
             let Some(step) = steps.iter().find(|s| s.id == *id) else {
-                return Some(format!("no step `{id}`"));
+                let ids = steps.iter().map(|s| s.id.as_str()).collect();
+                return Some((format!("no step `{id}`"), near(1, ids)));
             };
             if !waited_for.contains(id) {
-                return Some(format!(
-                    "step `{id}` is not among this step's needs, so its outputs may not exist yet"
+                return Some((
+                    format!("step `{id}` is not among this step's needs, so its outputs may not exist yet"),
+                    None,
                 ));
             }
             match rest {
@@ -262,17 +303,24 @@ fn unknown_name(
                         .map(|p| p.info.outputs.clone())
                         .unwrap_or_default();
                     (!outputs.iter().any(|o| o == output)).then(|| {
-                        format!(
+                        let problem = format!(
                             "plugin `{}` has no output `{output}` (it has: {})",
                             step.plugin,
                             outputs.join(", ")
+                        );
+                        (
+                            problem,
+                            near(3, outputs.iter().map(String::as_str).collect()),
                         )
                     })
                 }
                 [] | ["outputs"] => None,
-                [other, ..] => Some(format!("steps have `outputs`, not `{other}`")),
+                [other, ..] => Some((format!("steps have `outputs`, not `{other}`"), None)),
             }
         }
         _ => None,
     }
 }
+
+/// What `host.*` holds.
+const HOST_FIELDS: [&str; 4] = ["name", "address", "groups", "vars"];

@@ -3,6 +3,7 @@
 
 mod check;
 pub mod diagnostic;
+mod filters;
 mod load;
 pub mod template;
 

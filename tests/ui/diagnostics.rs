@@ -205,3 +205,42 @@ fn crlf_never_reaches_file_content() {
     let loaded = playbook.load().expect("valid");
     assert_eq!(loaded.steps[0].params.0["content"], "one\ntwo\n");
 }
+
+#[test]
+fn template_names_filters_and_tests_are_checked_with_suggestions() {
+    let text = format!(
+        "[vars]\nroot = \"/tmp\"\n\n{LOCAL}[steps.a]\nplugin = \"command\"\nrun = \"ls {{{{ vars.rot }}}}\"\n\n\
+         [steps.b]\nplugin = \"command\"\nrun = \"ls {{{{ vars.root | qoute }}}}\"\nwhen = \"vars.root is definde\"\n"
+    );
+    assert_data_eq!(
+        validate(&text),
+        str![[r#"
+exit 2
+--- stdout
+--- stderr
+error: template reads `vars.rot`: no variable `rot` in [vars]
+ --> playbook.toml:9:7
+  |
+9 | run = "ls {{ vars.rot }}"
+  |       ^^^^^^^^^^^^^^^^^^^ did you mean `vars.root`?
+  = help: templates can read vars.*, host.*, hosts.NAME.*, groups.NAME, facts.* and steps.ID.outputs.* of steps this one needs
+
+error: template uses an unknown filter `qoute`
+  --> playbook.toml:13:7
+   |
+13 | run = "ls {{ vars.root | qoute }}"
+   |       ^^^^^^^^^^^^^^^^^^^^^^^^^^^^ did you mean `quote`?
+   = help: filters are minijinja's built-ins (`default`, `lower`, `join`…) and `quote`
+
+error: template uses an unknown test `definde`
+  --> playbook.toml:14:8
+   |
+14 | when = "vars.root is definde"
+   |        ^^^^^^^^^^^^^^^^^^^^^^ did you mean `defined`?
+   = help: tests are minijinja's built-ins (`defined`, `none`, `eq`…)
+
+3 errors in playbook.toml: nothing was run
+
+"#]]
+    );
+}
