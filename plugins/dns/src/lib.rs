@@ -10,13 +10,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use graphrun_plugin_api::params::is_template;
 use graphrun_plugin_api::shell::quote;
 use graphrun_plugin_api::{
     Op, ParamKind, Params, Plan, PlanRequest, PlanResponse, Plugin, PluginError, PluginInfo, Probe,
     Run,
 };
 use graphrun_plugin_kit::params::{specs, Args, Param};
-use graphrun_plugin_kit::{files, os, probe};
+use graphrun_plugin_kit::{os, probe};
 use serde_json::Value;
 
 const PROBE_RESOLVER: &str = "resolver";
@@ -106,25 +107,22 @@ impl Config {
             check(params, "hosts_entries", valid_name(name), || {
                 format!("`{name}` is not a host name")
             })?;
-            check(
-                params,
-                "hosts_entries",
-                address.parse::<IpAddr>().is_ok(),
-                || format!("`{address}` (for `{name}`) is not an IP address"),
-            )?;
+            check(params, "hosts_entries", is_address(address), || {
+                format!("`{address}` (for `{name}`) is not an IP address")
+            })?;
         }
         for server in &config.nameservers {
-            check(
-                params,
-                "nameservers",
-                server.parse::<IpAddr>().is_ok(),
-                || format!("`{server}` is not an IP address"),
-            )?;
+            check(params, "nameservers", is_address(server), || {
+                format!("`{server}` is not an IP address")
+            })?;
         }
         for domain in &config.search {
-            check(params, "search", valid_name(domain), || {
-                format!("`{domain}` is not a domain name")
-            })?;
+            check(
+                params,
+                "search",
+                valid_name(domain) || is_template(domain),
+                || format!("`{domain}` is not a domain name"),
+            )?;
         }
         check(
             params,
@@ -136,7 +134,8 @@ impl Config {
     }
 }
 
-/// A value check, skipped while the parameter is an unrendered template.
+/// A value check, skipped while the whole parameter is an unrendered template (templates inside
+/// lists and tables are skipped by the checks themselves).
 fn check(
     params: &Params,
     name: &str,
@@ -148,6 +147,11 @@ fn check(
     } else {
         Err(PluginError::param(name, message()))
     }
+}
+
+/// An IP address, or a template that renders to one (checked again once rendered).
+fn is_address(value: &str) -> bool {
+    value.parse::<IpAddr>().is_ok() || is_template(value)
 }
 
 fn valid_name(name: &str) -> bool {
@@ -174,9 +178,6 @@ fn plan(config: &Config, request: &PlanRequest) -> Plan {
         let marked = format!("# BEGIN graphrun {BLOCK_ID}\n{block}# END graphrun {BLOCK_ID}\n");
         let current = probe::file_content(request, PROBE_HOSTS).unwrap_or_default();
         if !current.contains(&marked) {
-            if probe::file_content(request, PROBE_HOSTS).is_some() {
-                ops.push(files::backup(&config.hosts_file));
-            }
             ops.push(Op::block(&config.hosts_file, BLOCK_ID, &block));
         }
     }
@@ -251,7 +252,7 @@ fn resolvconf_ops(config: &Config) -> Vec<Op> {
 }
 
 /// The file itself: our lines first (the resolver reads the first `search` and the first three
-/// `nameserver`s), every other line kept in order.
+/// `nameserver`s), every other line kept in order; lines of a kind we do not set stay.
 fn resolv_conf_ops(config: &Config, request: &PlanRequest) -> Vec<Op> {
     let current = probe::file_content(request, PROBE_RESOLV_CONF);
     let mut content = format!(
@@ -261,7 +262,12 @@ fn resolv_conf_ops(config: &Config, request: &PlanRequest) -> Vec<Op> {
     for line in current.unwrap_or_default().lines() {
         let keyword = line.split_whitespace().next().unwrap_or_default();
         let ours = line.starts_with("# nameserver and search lines managed by graphrun");
-        if !ours && !matches!(keyword, "nameserver" | "search" | "domain") {
+        let replaced = match keyword {
+            "nameserver" => !config.nameservers.is_empty(),
+            "search" | "domain" => !config.search.is_empty(),
+            _ => false,
+        };
+        if !ours && !replaced {
             content.push_str(line);
             content.push('\n');
         }
@@ -269,12 +275,7 @@ fn resolv_conf_ops(config: &Config, request: &PlanRequest) -> Vec<Op> {
     if current == Some(content.as_str()) {
         return Vec::new();
     }
-    let mut ops = Vec::new();
-    if current.is_some() {
-        ops.push(files::backup(RESOLV_CONF));
-    }
-    ops.push(Op::file(RESOLV_CONF, &content).with_mode("0644"));
-    ops
+    vec![Op::file(RESOLV_CONF, &content).with_mode("0644")]
 }
 
 #[cfg(test)]
@@ -354,6 +355,27 @@ mod tests {
             })
             .unwrap();
         assert_eq!(plan.ops, []);
+    }
+
+    #[test]
+    fn search_alone_keeps_the_nameservers() {
+        let plan = Request::new(json!({"search": ["lab.test"]}))
+            .plan(&DnsPlugin, |probe| match probe.name.as_str() {
+                PROBE_RESOLVER => Some(testkit::ok("stub=no\nresolver=file\n")),
+                PROBE_RESOLV_CONF => Some(testkit::ok("search old.test\nnameserver 10.0.0.1\n")),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            plan.ops.last(),
+            Some(
+                &Op::file(
+                    RESOLV_CONF,
+                    "# nameserver and search lines managed by graphrun\nsearch lab.test\nnameserver 10.0.0.1\n"
+                )
+                .with_mode("0644")
+            )
+        );
     }
 
     #[test]

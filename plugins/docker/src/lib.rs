@@ -9,6 +9,7 @@
 
 mod source;
 
+use graphrun_plugin_api::params::is_template;
 use graphrun_plugin_api::{
     Op, ParamKind, Params, Plan, PlanRequest, PlanResponse, Plugin, PluginError, PluginInfo, Probe,
     Run,
@@ -133,7 +134,7 @@ impl Config {
     fn from_params(params: &Params) -> Result<Self, PluginError> {
         let args = Args::new(PARAMS, params);
         let users = args.strings("users")?;
-        if let Some(bad) = users.iter().find(|u| !valid_user(u)) {
+        if let Some(bad) = users.iter().find(|u| !valid_user(u) && !is_template(u)) {
             return Err(PluginError::param(
                 "users",
                 format!("`{bad}` is not a user name"),

@@ -6,7 +6,6 @@
 //! - [`params`]: parameters declared once (spec, defaults and typed reading from one table);
 //! - [`os`]: the host's OS, init system and apt, read by a probe, with clear errors;
 //! - [`probe`]: reading probe results, probing files;
-//! - [`files`]: the one backup kept before editing a system file;
 //! - [`apt`]: installed packages, installs and removals of what differs;
 //! - [`systemd`]: unit files, enable and start, restart on change, health checks;
 //! - [`sysctl`]: kernel modules and sysctl settings, persisted and read back;
@@ -17,7 +16,6 @@
 
 pub mod apt;
 pub mod arch;
-pub mod files;
 pub mod os;
 pub mod params;
 pub mod probe;

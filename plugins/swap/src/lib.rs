@@ -2,7 +2,7 @@
 //!
 //! Probes (one round trip): the OS, active swap areas, the swap lines of the fstab, systemd's
 //! swap units. Then, only for what is there: `swapoff -a`; swap lines of the fstab commented
-//! out (every other byte untouched, one backup kept); swap units masked; a read-only check that
+//! out (every other byte untouched; the engine keeps one backup, `/etc/fstab.graphrun.bak`); swap units masked; a read-only check that
 //! `swapon --show` lists nothing.
 
 use graphrun_plugin_api::shell::quote;
@@ -11,7 +11,7 @@ use graphrun_plugin_api::{
     Run,
 };
 use graphrun_plugin_kit::params::{specs, Args, Param};
-use graphrun_plugin_kit::{files, os, probe, systemd};
+use graphrun_plugin_kit::{os, probe, systemd};
 
 const PROBE_ACTIVE: &str = "active";
 const PROBE_FSTAB: &str = "fstab_swap";
@@ -72,7 +72,6 @@ impl Plugin for SwapPlugin {
             ops.push(Op::command(Run::Shell("swapoff -a".into())));
         }
         if !probe::stdout(request, PROBE_FSTAB).trim().is_empty() {
-            ops.push(files::backup(fstab));
             ops.push(Op::replace(fstab, SWAP_LINE, COMMENTED));
         }
         if mask_units && os.systemd {
