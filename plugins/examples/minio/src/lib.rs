@@ -23,6 +23,7 @@ use graphrun_plugin_api::{
     Attrs, Op, ParamKind, ParamSpec, Params, Plan, PlanRequest, PlanResponse, Plugin, PluginError,
     PluginInfo, Probe, ProbeResult, Run,
 };
+use graphrun_plugin_kit::systemd;
 
 /// Where the binary is installed (under `root`).
 pub const BINARY_PATH: &str = "/usr/local/bin/minio";
@@ -337,29 +338,20 @@ pub fn plan_ops(config: &Config, request: &PlanRequest) -> Vec<Op> {
     let installed = probe_stdout(request, PROBE_INSTALLED);
     if !installed.is_empty() && !installed.contains(config.version.as_str()) {
         // Another version runs: the upload above replaced it, restart it now.
-        ops.push(Op::command(Run::Shell(
-            "systemctl daemon-reload && systemctl restart minio".into(),
-        )));
+        ops.push(systemd::restart("minio"));
     }
-    ops.push(Op::command_unless(
-        Run::Shell("systemctl daemon-reload && systemctl enable --now minio".into()),
-        Run::Shell(
-            "systemctl is-enabled --quiet minio && systemctl is-active --quiet minio".into(),
-        ),
-    ));
+    ops.push(systemd::enable_now("minio"));
     let client = probe_stdout(request, PROBE_HTTP);
     if let Some(get) = http_get(&client, &health_url(config)) {
-        ops.push(Op::check(Run::Shell(format!(
-            "systemctl is-enabled --quiet minio || exit 0\n\
-             i=0\n\
-             while [ $i -lt {HEALTH_WAIT_SECONDS} ]; do\n  \
-               {get} && exit 0\n  \
-               i=$((i + 1)); sleep 1\n\
-             done\n\
-             echo 'minio did not answer {url} within {HEALTH_WAIT_SECONDS}s (journalctl -u minio)' >&2\n\
-             exit 1",
-            url = health_url(config),
-        ))));
+        ops.push(systemd::health_check(
+            "minio",
+            &get,
+            HEALTH_WAIT_SECONDS,
+            &format!(
+                "minio did not answer {} within {HEALTH_WAIT_SECONDS}s (journalctl -u minio)",
+                health_url(config)
+            ),
+        ));
     }
     ops
 }
@@ -594,12 +586,7 @@ mod tests {
         let config = Config::from_params(&request.params).unwrap();
         let mut expected = file_ops("", "minio-user");
         expected.push(Op::file(UNIT_PATH, &unit_file(&config)).with_mode("0644"));
-        expected.push(Op::command_unless(
-            Run::Shell("systemctl daemon-reload && systemctl enable --now minio".into()),
-            Run::Shell(
-                "systemctl is-enabled --quiet minio && systemctl is-active --quiet minio".into(),
-            ),
-        ));
+        expected.push(systemd::enable_now("minio"));
         assert_eq!(plan.ops[..expected.len()], expected[..]);
         let [Op::Command {
             run: Run::Shell(check),
@@ -652,9 +639,7 @@ mod tests {
             "minio version RELEASE.2023-01-01T00-00-00Z (commit-id=abc)",
             "",
         ));
-        let restart = Op::command(Run::Shell(
-            "systemctl daemon-reload && systemctl restart minio".into(),
-        ));
+        let restart = systemd::restart("minio");
         assert!(!same.ops.contains(&restart));
         assert_eq!(old.ops.len(), same.ops.len() + 1);
         assert_eq!(old.ops[5], restart);
