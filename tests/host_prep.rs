@@ -316,6 +316,25 @@ fn preflight_reports_every_finding_and_fails_only_on_fail_on() {
     };
     let warn = hosts.graphrun("apply", &playbook("[]"));
     assert_exit(&warn, 0);
+    let warnings: Vec<String> = events(&warn, "op_finished")
+        .filter(|e| e["status"] == "ok")
+        .filter_map(|e| e["stderr"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        2,
+        "one passed check per host carries the warnings"
+    );
+    for text in warnings {
+        assert!(
+            text.contains("warning: ports: TCP ports already in use: 22 ("),
+            "{text}"
+        );
+        assert!(
+            text.contains("warning: names: cannot resolve nowhere.invalid"),
+            "{text}"
+        );
+    }
     let fail = hosts.graphrun("apply", &playbook("[\"ports\"]"));
     assert_exit(&fail, 1);
     let errors: Vec<String> = events(&fail, "node_finished")
@@ -516,4 +535,24 @@ fn the_walkthrough_playbook_and_its_lab_variant_are_valid() {
     );
     assert!(validate("playbooks/host-prep-lab.toml", Some(&inventory))
         .contains("valid (5 steps, 2 hosts, 10 nodes)"));
+}
+
+#[test]
+fn warnings_of_a_passing_check_are_shown_under_the_recap() {
+    let playbook = crate::support::TempPlaybook::new(
+        "[hosts.here]\nconnection = \"local\"\n\n[steps.look]\nplugin = \"command\"\nrun = \"echo 'warning: disk nearly full' >&2; echo 'not a warning' >&2\"\nchanged = false\n",
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_graphrun"))
+        .arg("apply")
+        .arg(&playbook.path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("WARNING look@here:\n  warning: disk nearly full\n"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("not a warning"), "{stdout}");
 }

@@ -189,7 +189,8 @@ pub enum Event {
         /// Exit code, when it ran.
         #[serde(skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
-        /// Tail of its stderr when it failed (secrets redacted).
+        /// Tail of its stderr when it failed, or the `warning: ` lines of a read-only check that
+        /// passed (secrets redacted).
         #[serde(skip_serializing_if = "Option::is_none")]
         stderr: Option<String>,
         /// Tail of its stdout when it failed (secrets redacted).

@@ -269,6 +269,10 @@ async fn attempt_once(
         let failed = status == OpStatus::Failed;
         let failed_stderr = failed.then(|| cx.redactor.redact(&failure::tail(&frame.stderr)));
         let failed_stdout = failed.then(|| cx.redactor.redact(&failure::tail(&frame.stdout)));
+        let warnings = (status == OpStatus::Ok && !op.may_change())
+            .then(|| warning_lines(&frame.stderr))
+            .flatten()
+            .map(|lines| cx.redactor.redact(&lines));
         let summary = cx.redactor.redact(&op.summary());
         cx.reporter.event(&Event::OpFinished {
             node: names.node.to_string(),
@@ -278,7 +282,7 @@ async fn attempt_once(
             op: summary.clone(),
             status,
             exit_code: frame.exit_code,
-            stderr: failed_stderr.clone(),
+            stderr: failed_stderr.clone().or(warnings),
             stdout: failed_stdout.clone(),
             diff: super::diff::of_op(op, &frame.stdout).map(|d| cx.redactor.redact(&d)),
         });
@@ -304,6 +308,17 @@ async fn attempt_once(
         }
     }
     Ok((node_status, plan.outputs))
+}
+
+/// The lines a read-only check printed to stderr starting with `warning: ` (how plugins such as
+/// preflight report findings that do not fail the node), for the recap.
+fn warning_lines(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("warning: "))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// How a transport error ends an attempt.

@@ -26,6 +26,8 @@ struct Inner {
     host_bars: HashMap<String, ProgressBar>,
     overflow: Option<ProgressBar>,
     failures: Vec<(String, String)>,
+    /// Warnings of read-only checks that passed, by node (shown under the recap).
+    warnings: Vec<(String, String)>,
     /// The run log, named with failures (it has every op's whole output).
     log: Option<String>,
     /// Per node, the ops that change (would change) something, with their diffs.
@@ -45,6 +47,7 @@ impl Human {
                 host_bars: HashMap::new(),
                 overflow: None,
                 failures: Vec::new(),
+                warnings: Vec::new(),
                 changes: BTreeMap::new(),
                 log: None,
             }),
@@ -156,8 +159,12 @@ impl Reporter for Human {
                 op,
                 status,
                 diff,
+                stderr,
                 ..
             } => {
+                if let (OpStatus::Ok, Some(lines)) = (status, stderr) {
+                    inner.warnings.push((node.clone(), lines.clone()));
+                }
                 // `plan` lists every op that would change; `apply --diff` the changes it made.
                 let listed = *status == OpStatus::WouldChange
                     || (*status == OpStatus::Changed && diff.is_some());
@@ -223,6 +230,13 @@ impl Reporter for Human {
                 }
                 let report = recap_table(inner.mode, recap);
                 inner.line(&report);
+                for (node, lines) in &inner.warnings {
+                    inner.line(&format!(
+                        "{} {node}:\n  {}",
+                        style::paint("WARNING", Paint::Yellow),
+                        lines.replace('\n', "\n  ")
+                    ));
+                }
                 for (node, error) in &inner.failures {
                     inner.line(&format!(
                         "{} {node}:\n  {}",
