@@ -4,9 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use graphrun_plugin_api::{
-    HostInfo, Op, Params, PlanRequest, PlanResponse, Probe, ProbeResult, Run,
-};
+use graphrun_plugin_api::{Op, Params, PlanRequest, PlanResponse, Probe, ProbeResult, Run};
 use sha2::{Digest, Sha256};
 
 use super::events::{Event, Mode, NodeStatus, OpStatus};
@@ -486,13 +484,3 @@ case "$(readlink /etc/resolv.conf 2>/dev/null)" in
   *) echo "resolver=resolv.conf" ;;
 esac
 "#;
-
-/// Host info as plugins see it.
-pub fn host_info(host: &crate::playbook::Host) -> HostInfo {
-    HostInfo {
-        name: host.name.clone(),
-        address: host.address.clone(),
-        groups: host.groups.clone(),
-        vars: host.vars.clone(),
-    }
-}

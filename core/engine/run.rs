@@ -262,7 +262,7 @@ pub async fn execute(
     let shared = minijinja::context! {
         vars => minijinja::Value::from_serialize(&playbook.vars),
         hosts => minijinja::Value::from_serialize(
-            playbook.hosts.iter().map(|h| (h.name.clone(), node::host_info(h))).collect::<BTreeMap<_, _>>()
+            playbook.hosts.iter().map(|h| (h.name.clone(), h.info())).collect::<BTreeMap<_, _>>()
         ),
         groups => minijinja::Value::from_serialize(&playbook.groups),
     };
@@ -286,7 +286,7 @@ pub async fn execute(
         host_infos: playbook
             .hosts
             .iter()
-            .map(|h| (h.name.clone(), node::host_info(h)))
+            .map(|h| (h.name.clone(), h.info()))
             .collect(),
         state: Mutex::new(store),
         log,

@@ -6,12 +6,13 @@ pub mod diagnostic;
 mod filters;
 mod load;
 pub mod template;
+mod uploads;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use graphrun_plugin_api::Params;
+use graphrun_plugin_api::{HostInfo, Params};
 
 pub use diagnostic::{Diagnostic, Severity, Source};
 pub use load::load;
@@ -88,6 +89,18 @@ pub struct Host {
     pub vars: serde_json::Map<String, serde_json::Value>,
     /// How to reach it.
     pub connection: Connection,
+}
+
+impl Host {
+    /// The host as plugins see it.
+    pub fn info(&self) -> HostInfo {
+        HostInfo {
+            name: self.name.clone(),
+            address: self.address.clone(),
+            groups: self.groups.clone(),
+            vars: self.vars.clone(),
+        }
+    }
 }
 
 /// How the engine reaches a host.

@@ -244,3 +244,68 @@ error: template uses an unknown test `definde`
 "#]]
     );
 }
+
+#[test]
+fn relative_host_paths_are_refused_at_validate() {
+    let text = format!(
+        "{LOCAL}[steps.relative]\nplugin = \"file\"\npath = \"tmp/x\"\ncontent = \"x\"\n\n\
+         [steps.fetched]\nplugin = \"fetch\"\npath = \"etc/kubeconfig\"\n"
+    );
+    assert_data_eq!(
+        validate(&text),
+        str![[r#"
+exit 2
+--- stdout
+--- stderr
+error: plugin `file`: `tmp/x` is not an absolute path: a relative one would land in whatever folder the remote shell starts in
+ --> playbook.toml:6:1
+  |
+6 | path = "tmp/x"
+  | ^^^^
+  = help: `graphrun plugins file` documents every parameter
+
+error: plugin `fetch`: `etc/kubeconfig` is not an absolute path: a relative one would land in whatever folder the remote shell starts in
+  --> playbook.toml:11:1
+   |
+11 | path = "etc/kubeconfig"
+   | ^^^^
+   = help: `graphrun plugins fetch` documents every parameter
+
+2 errors in playbook.toml: nothing was run
+
+"#]]
+    );
+}
+
+#[test]
+fn a_missing_upload_source_is_refused_at_validate() {
+    let text = format!(
+        "{LOCAL}[steps.upload]\nplugin = \"file\"\npath = \"/usr/local/bin/tool\"\nsource = \"bin/tool\"\n"
+    );
+    assert_data_eq!(
+        validate(&text),
+        str![[r#"
+exit 2
+--- stdout
+--- stderr
+error: cannot read `bin/tool`: No such file or directory (os error 2)
+ --> playbook.toml:7:10
+  |
+7 | source = "bin/tool"
+  |          ^^^^^^^^^^
+  = help: an upload's source is a file on this machine, relative to the playbook
+
+1 error in playbook.toml: nothing was run
+
+"#]]
+    );
+}
+
+#[test]
+fn an_upload_source_that_exists_passes() {
+    let playbook = TempPlaybook::new(&format!(
+        "{LOCAL}[steps.upload]\nplugin = \"file\"\npath = \"/usr/local/bin/tool\"\nsource = \"bin/tool\"\n"
+    ));
+    crate::support::write_file(playbook.dir.path(), "bin/tool", "#!/bin/sh\n");
+    playbook.load().expect("the source exists");
+}

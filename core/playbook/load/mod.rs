@@ -9,7 +9,7 @@ use serde_json::Value;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::check;
+use super::{check, uploads};
 use super::{Diagnostic, Playbook, Source};
 use crate::plugins::Registry;
 
@@ -68,6 +68,16 @@ pub fn load(
             &steps,
             &spans,
             &known,
+        ));
+    }
+    // Planned only once every step is known to be well-formed.
+    if loader.diagnostics.is_empty() {
+        loader.diagnostics.extend(uploads::missing_sources(
+            &playbook.source,
+            &steps,
+            &spans,
+            &hosts,
+            registry,
         ));
     }
     let mut warnings = Vec::new();

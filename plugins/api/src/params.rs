@@ -49,6 +49,21 @@ impl Params {
             .ok_or_else(|| PluginError::param(name, "is required"))
     }
 
+    /// A path on the host the step must set. It must be absolute: a relative path would land
+    /// in whatever folder the remote shell starts in. An unrendered template passes here and
+    /// is checked again once rendered.
+    pub fn host_path(&self, name: &str) -> Result<&str, PluginError> {
+        let path = self.required_str(name)?;
+        if path.starts_with('/') || is_template(path) {
+            Ok(path)
+        } else {
+            Err(PluginError::param(
+                name,
+                format!("`{path}` is not an absolute path: a relative one would land in whatever folder the remote shell starts in"),
+            ))
+        }
+    }
+
     /// A boolean parameter (`false` when absent).
     pub fn flag(&self, name: &str) -> Result<bool, PluginError> {
         match self.get(name) {

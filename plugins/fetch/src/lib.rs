@@ -52,7 +52,7 @@ impl Plugin for FetchPlugin {
 }
 
 fn target(params: &Params) -> Result<String, PluginError> {
-    let path = params.required_str("path")?;
+    let path = params.host_path("path")?;
     match params.str("to")? {
         Some(to) => Ok(to.to_string()),
         None => path

@@ -56,7 +56,7 @@ impl Plugin for FilePlugin {
 
 fn file_op(params: &Params) -> Result<Op, PluginError> {
     let args = Args::new(PARAMS, params);
-    let path = args.required_str("path")?;
+    let path = params.host_path("path")?;
     let attrs = attrs_from(params)?;
     let absent = args.flag("absent")?;
     let has_attrs = attrs != Default::default();
