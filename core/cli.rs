@@ -79,8 +79,8 @@ struct RunArgs {
     /// Hosts worked on at once (like Ansible's forks).
     #[arg(long, default_value_t = 64)]
     parallel: usize,
-    /// Nodes in flight on one host (they pipeline through its shell).
-    #[arg(long, default_value_t = 16)]
+    /// Nodes running at once on one host (each in a shell of its own).
+    #[arg(long, default_value_t = 4)]
     per_host: usize,
     /// Stop starting nodes after the first failure.
     #[arg(long)]

@@ -1,6 +1,7 @@
 //! graphrun: turns bare Linux servers into a cluster (or any multi-host setup) from one TOML
 //! playbook. The playbook becomes a DAG of (step, host) nodes; each node's plugin plans ops
-//! (pure data); the engine runs them over one long-lived shell per host, locally or over SSH.
+//! (pure data); the engine runs them in long-lived shells, a few per host, locally or over one
+//! SSH connection per host.
 //!
 //! Layout: [`playbook`] (load and validate), [`engine`] (DAG, scheduler, state, events),
 //! [`transport`] (local, SSH, simulated hosts), [`plugins`] (built-in and loaded plugins),

@@ -1,6 +1,6 @@
 //! graphrun's integration tests, compiled as one binary so the suite links once.
-//! Modules that need lab hosts (`ssh`) skip unless GRAPHRUN_LAB_INVENTORY is set, and fail
-//! instead of skipping when CI=true (CI starts the lab).
+//! Modules that need lab hosts (`ssh`, part of `sessions`) skip unless GRAPHRUN_LAB_INVENTORY
+//! is set, and fail instead of skipping when CI=true (CI starts the lab).
 
 mod support;
 
@@ -15,6 +15,7 @@ mod host_prep;
 mod regression;
 mod report;
 mod scheduler;
+mod sessions;
 mod ssh;
 mod state_safety;
 mod ui;

@@ -12,14 +12,14 @@ static LAB: Mutex<()> = Mutex::new(());
 
 /// The lab, locked for this test, and a folder with an inventory whose known_hosts is private
 /// to the test (so key changes in one test do not leak into another).
-struct Lab {
+pub(crate) struct Lab {
     _guard: MutexGuard<'static, ()>,
     dir: tempfile::TempDir,
     inventory: PathBuf,
     lab_dir: PathBuf,
 }
 
-fn lab() -> Option<Lab> {
+pub(crate) fn lab() -> Option<Lab> {
     let Ok(inventory) = std::env::var("GRAPHRUN_LAB_INVENTORY") else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -71,7 +71,7 @@ fn only_test_hosts(inventory: &str) -> String {
 
 /// The lab host's address: `GRAPHRUN_LAB_NET` (from `lab.sh env`) is its subnet's first three
 /// octets, so tests run against any lab instance (`GRAPHRUN_LAB_ID`).
-fn lab_ip(host: &str) -> String {
+pub(crate) fn lab_ip(host: &str) -> String {
     let net = std::env::var("GRAPHRUN_LAB_NET").unwrap_or_else(|_| "10.77.0".into());
     let n: u32 = host[1..].parse().expect("lab hosts are named hN");
     format!("{net}.{}", 10 + n)
@@ -92,13 +92,13 @@ fn lab_script(args: &[&str]) {
 }
 
 impl Lab {
-    fn playbook(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn playbook(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         path
     }
 
-    fn graphrun(&self, args: &[&str], playbook: &Path) -> Output {
+    pub(crate) fn graphrun(&self, args: &[&str], playbook: &Path) -> Output {
         self.graphrun_with_env(args, playbook, &[])
     }
 
@@ -115,7 +115,7 @@ impl Lab {
     }
 
     /// Runs a command on a lab host as root, outside graphrun.
-    fn ssh(&self, host: &str, command: &str) -> String {
+    pub(crate) fn ssh(&self, host: &str, command: &str) -> String {
         let address = lab_ip(host);
         let output = Command::new("ssh")
             .args(["-i", &self.lab_dir.join("id_ed25519").display().to_string()])
@@ -138,7 +138,7 @@ impl Lab {
 }
 
 /// The status of every node from `--output json` lines.
-fn statuses(output: &Output) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn statuses(output: &Output) -> std::collections::BTreeMap<String, String> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -152,7 +152,7 @@ fn statuses(output: &Output) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     format!(
         "{}",
         std::time::SystemTime::now()

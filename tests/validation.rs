@@ -506,6 +506,22 @@ fn retries_out_of_range() {
 }
 
 #[test]
+fn exclusive_is_a_boolean_step_key() {
+    let text = format!("{HOST}[steps.s]\nplugin = \"command\"\nrun = \"true\"\nexclusive = 1\n");
+    assert_eq!(
+        single_error(&text),
+        error(
+            "7:13",
+            "`exclusive` must be true or false, found an integer",
+            "",
+            None
+        )
+    );
+    let file = TempPlaybook::new(&text.replace("exclusive = 1", "exclusive = true"));
+    assert!(file.load().expect("valid").steps[0].exclusive);
+}
+
+#[test]
 fn bad_host_key_checking() {
     let text = format!("[defaults]\nhost_key_checking = \"yes\"\n\n{HOST}");
     assert_eq!(

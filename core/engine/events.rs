@@ -211,8 +211,10 @@ pub enum Event {
         host: String,
         /// Outcome.
         status: NodeStatus,
-        /// Wall time of all attempts.
+        /// Wall time of all attempts, from the moment the node started.
         duration_ms: u64,
+        /// Time it waited, ready, for a free slot (`--per-host`, `--parallel`, `exclusive`).
+        queued_ms: u64,
         /// Attempts made (0 when it did not run).
         attempts: u32,
         /// Milliseconds since the run started.

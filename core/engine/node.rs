@@ -114,7 +114,6 @@ pub async fn run_node(
         playbook_dir: cx.playbook.dir().display().to_string(),
     };
     let mut attempt = 0;
-    let mut resets = 0;
     loop {
         attempt += 1;
         cx.reporter.event(&Event::NodeStarted {
@@ -125,16 +124,13 @@ pub async fn run_node(
             at_ms: cx.elapsed_ms(),
         });
         let run = attempt_once(&cx, &names, request.clone());
+        // On timeout the attempt is dropped with its shell, which still owes an answer: the
+        // pool kills it (the op may still run on the host) and no other node ever reuses it.
         let result = match step.timeout {
-            Some(limit) => match tokio::time::timeout(limit, run).await {
-                Ok(result) => result,
-                Err(_) => {
-                    let reason = format!("timed out after {}", humantime::format_duration(limit));
-                    // The op may still run on the host: drop the shell so nothing else queues behind it.
-                    cx.connections.kill_session(&host, &reason).await;
-                    Err(Failure::Node(NodeStatus::Failed, reason))
-                }
-            },
+            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                let reason = format!("timed out after {}", humantime::format_duration(limit));
+                Err((NodeStatus::Failed, reason))
+            }),
             None => run.await,
         };
         match result {
@@ -147,26 +143,7 @@ pub async fn run_node(
                     attempts: attempt,
                 }
             }
-            // Another node's timeout reset the host's shell under this one: run it again on a
-            // fresh session; that is not this node's failure, so it is no attempt of its own.
-            Err(Failure::Reset) if resets < MAX_RESETS => {
-                resets += 1;
-                attempt -= 1;
-            }
-            Err(Failure::Reset) => {
-                let error =
-                    "the host's session was reset again and again by timeouts of other steps";
-                return Outcome {
-                    status: NodeStatus::Unreachable,
-                    error: Some(error.into()),
-                    outputs: BTreeMap::new(),
-                    input_hash,
-                    attempts: attempt,
-                };
-            }
-            Err(Failure::Node(status, error))
-                if attempt > step.retries || status == NodeStatus::Interrupted =>
-            {
+            Err((status, error)) if attempt > step.retries || status == NodeStatus::Interrupted => {
                 return Outcome {
                     status,
                     error: Some(cx.redactor.redact(&error)),
@@ -175,27 +152,13 @@ pub async fn run_node(
                     attempts: attempt,
                 };
             }
-            Err(Failure::Node(..)) => tokio::time::sleep(step.retry_delay).await,
+            Err(_) => tokio::time::sleep(step.retry_delay).await,
         }
     }
 }
 
-/// Why an attempt did not succeed.
-enum Failure {
-    /// The node failed (or its host could not be reached).
-    Node(NodeStatus, String),
-    /// The host's shell was killed under the node because another node timed out.
-    Reset,
-}
-
-impl From<(NodeStatus, String)> for Failure {
-    fn from((status, message): (NodeStatus, String)) -> Self {
-        Failure::Node(status, message)
-    }
-}
-
-/// How often a node is re-run after resets before it gives up.
-const MAX_RESETS: u32 = 3;
+/// Why an attempt did not succeed: how the node ends, and the reason.
+type Failure = (NodeStatus, String);
 
 type AttemptResult = Result<(NodeStatus, BTreeMap<String, serde_json::Value>), Failure>;
 
@@ -238,7 +201,7 @@ async fn attempt_once(
                 request.probes.extend(run_probes(&session, &probes).await?);
             }
             PlanResponse::Probe { .. } => {
-                return Err(Failure::Node(
+                return Err((
                     NodeStatus::Failed,
                     format!("plugin `{}` kept asking for probes", names.step.plugin),
                 ));
@@ -288,7 +251,7 @@ async fn attempt_once(
             OpStatus::Failed => {
                 let code = frame.exit_code.unwrap_or(-1);
                 let error = failure::describe(&summary, code, failed_stderr, failed_stdout);
-                return Err(Failure::Node(NodeStatus::Failed, error));
+                return Err((NodeStatus::Failed, error));
             }
             OpStatus::Changed => node_status = NodeStatus::Changed,
             OpStatus::WouldChange => node_status = NodeStatus::WouldChange,
@@ -322,12 +285,11 @@ fn warning_lines(stderr: &[u8]) -> Option<String> {
 /// How a transport error ends an attempt.
 fn node_failure(err: RunError) -> Failure {
     match err {
-        RunError::Invalid(message) => Failure::Node(NodeStatus::Failed, message),
-        RunError::Unreachable(message) => Failure::Node(
+        RunError::Invalid(message) => (NodeStatus::Failed, message),
+        RunError::Unreachable(message) => (
             NodeStatus::Unreachable,
             format!("connection lost: {message}"),
         ),
-        RunError::Reset => Failure::Reset,
     }
 }
 

@@ -29,7 +29,7 @@ pub struct RunOptions {
     pub mode: Mode,
     /// Hosts worked on at once (like Ansible's forks).
     pub parallel: usize,
-    /// Nodes running at once on one host (they share its shell; more means deeper pipelining).
+    /// Nodes running at once on one host, each in a shell of its own.
     pub per_host: usize,
     /// Stop starting nodes after the first failure.
     pub fail_fast: bool,
@@ -49,7 +49,7 @@ impl Default for RunOptions {
         RunOptions {
             mode: Mode::Apply,
             parallel: 64,
-            per_host: 16,
+            per_host: 4,
             fail_fast: false,
             fresh: false,
             selection: Selection::default(),
@@ -258,7 +258,7 @@ pub async fn execute(
         .filter(|h| dag.nodes.iter().any(|n| n.host == h.name))
         .cloned()
         .collect();
-    let connections = Arc::new(Connections::new(transport, &used_hosts));
+    let connections = Arc::new(Connections::new(transport, &used_hosts)?);
     let shared = minijinja::context! {
         vars => minijinja::Value::from_serialize(&playbook.vars),
         hosts => minijinja::Value::from_serialize(

@@ -18,6 +18,13 @@ use super::node::{self, Outcome};
 use super::run::{RunContext, RunOptions, RunSummary};
 use super::state::{self, NodeRecord};
 
+/// Where a node's time went: its own work, and the wait for a slot before it.
+#[derive(Clone, Copy, Default)]
+struct Timing {
+    duration_ms: u64,
+    queued_ms: u64,
+}
+
 pub(super) struct Scheduler<'a> {
     dag: &'a Dag,
     cx: &'a Arc<RunContext>,
@@ -33,7 +40,10 @@ pub(super) struct Scheduler<'a> {
     busy: Vec<usize>,
     /// Hosts with a node running.
     busy_hosts: usize,
+    /// Hosts with an exclusive node running.
+    exclusive_busy: Vec<bool>,
     status: Vec<Option<NodeStatus>>,
+    ready_at: Vec<Option<Instant>>,
     started_at: Vec<Option<Instant>>,
     running: JoinSet<(usize, Outcome)>,
     /// The node each running task works on, to name it when the task panics.
@@ -86,8 +96,10 @@ impl<'a> Scheduler<'a> {
             ready_hosts: VecDeque::new(),
             busy: vec![0; hosts.len()],
             busy_hosts: 0,
+            exclusive_busy: vec![false; hosts.len()],
             host_of,
             status: vec![None; dag.nodes.len()],
+            ready_at: vec![None; dag.nodes.len()],
             started_at: vec![None; dag.nodes.len()],
             running: JoinSet::new(),
             task_node: HashMap::new(),
@@ -102,6 +114,7 @@ impl<'a> Scheduler<'a> {
     }
 
     fn make_ready(&mut self, node: usize) {
+        self.ready_at[node] = Some(Instant::now());
         let host = self.host_of[node];
         if self.ready[host].is_empty() {
             self.ready_hosts.push_back(host);
@@ -110,33 +123,49 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Starts what may start. `--parallel` bounds the hosts being worked on (like Ansible's
-    /// forks); a busy host takes up to `--per-host` nodes, which pipeline through its shell.
+    /// forks); a busy host takes up to `--per-host` nodes, each in a shell of its own.
     /// Counting hosts rather than nodes keeps a slow host's queue from taking the slots of
-    /// the others.
+    /// the others. An exclusive node waits while another one runs on its host; the nodes
+    /// queued behind it may pass it meanwhile.
     fn launch_ready(&mut self) {
         for _ in 0..self.ready_hosts.len() {
             if self.stop_launching {
                 return;
             }
             let host = self.ready_hosts.pop_front().expect("counted");
-            while let Some(&node) = self.ready[host].front() {
+            let mut passed = VecDeque::new();
+            while let Some(node) = self.ready[host].pop_front() {
                 let busy = self.busy[host];
                 let allowed = busy < self.options.per_host.max(1)
                     && (busy > 0 || self.busy_hosts < self.options.parallel.max(1));
                 if !allowed {
+                    self.ready[host].push_front(node);
                     break;
                 }
-                self.ready[host].pop_front();
+                if self.is_exclusive(node) {
+                    if self.exclusive_busy[host] {
+                        passed.push_back(node);
+                        continue;
+                    }
+                    self.exclusive_busy[host] = true;
+                }
                 if busy == 0 {
                     self.busy_hosts += 1;
                 }
                 self.busy[host] += 1;
                 self.launch(node);
             }
+            while let Some(node) = passed.pop_back() {
+                self.ready[host].push_front(node);
+            }
             if !self.ready[host].is_empty() {
                 self.ready_hosts.push_back(host);
             }
         }
+    }
+
+    fn is_exclusive(&self, node: usize) -> bool {
+        self.cx.playbook.steps[self.dag.nodes[node].step].exclusive
     }
 
     /// Runs until every node has ended or the run is interrupted (returns true then).
@@ -203,9 +232,18 @@ impl<'a> Scheduler<'a> {
         if self.busy[host] == 0 {
             self.busy_hosts -= 1;
         }
+        if self.is_exclusive(node) {
+            self.exclusive_busy[host] = false;
+        }
         let name = self.dag.name(&self.cx.playbook, node);
         let spec = &self.dag.nodes[node];
-        let duration = self.started_at[node].map_or(0, |t| t.elapsed().as_millis() as u64);
+        let timing = Timing {
+            duration_ms: self.started_at[node].map_or(0, |t| t.elapsed().as_millis() as u64),
+            queued_ms: match (self.ready_at[node], self.started_at[node]) {
+                (Some(ready), Some(started)) => (started - ready).as_millis() as u64,
+                _ => 0,
+            },
+        };
         self.status[node] = Some(outcome.status);
         if outcome.status.is_success() {
             self.cx
@@ -239,7 +277,7 @@ impl<'a> Scheduler<'a> {
         self.announce(
             node,
             outcome.status,
-            duration,
+            timing,
             outcome.attempts,
             outcome.error.clone(),
         );
@@ -287,14 +325,14 @@ impl<'a> Scheduler<'a> {
     /// Ends a node that never ran.
     fn record_unrun(&mut self, node: usize, status: NodeStatus, reason: String) {
         self.status[node] = Some(status);
-        self.announce(node, status, 0, 0, Some(reason));
+        self.announce(node, status, Timing::default(), 0, Some(reason));
     }
 
     fn announce(
         &self,
         node: usize,
         status: NodeStatus,
-        duration_ms: u64,
+        timing: Timing,
         attempts: u32,
         error: Option<String>,
     ) {
@@ -304,7 +342,8 @@ impl<'a> Scheduler<'a> {
             step: self.cx.playbook.steps[spec.step].id.clone(),
             host: spec.host.clone(),
             status,
-            duration_ms,
+            duration_ms: timing.duration_ms,
+            queued_ms: timing.queued_ms,
             attempts,
             at_ms: self.cx.elapsed_ms(),
             error,

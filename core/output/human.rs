@@ -181,6 +181,7 @@ impl Reporter for Human {
                 host,
                 status,
                 duration_ms,
+                queued_ms,
                 error,
                 ..
             } => {
@@ -207,7 +208,12 @@ impl Reporter for Human {
                     let seconds = *duration_ms as f64 / 1000.0;
                     let word = format!("{:<12}", status.word());
                     let mut text =
-                        format!("{} {node} ({seconds:.2}s)", paint_status(&word, *status));
+                        format!("{} {node} ({seconds:.2}s", paint_status(&word, *status));
+                    // Scheduling itself takes a few milliseconds; a wait for a slot shows.
+                    if *queued_ms >= 100 {
+                        text.push_str(&format!(", queued {:.2}s", *queued_ms as f64 / 1000.0));
+                    }
+                    text.push(')');
                     if let (Some(error), true) = (error, inner.bars.is_some()) {
                         text.push_str(&format!(": {}", first_line(error)));
                     }

@@ -169,6 +169,8 @@ pub struct Step {
     pub timeout: Option<Duration>,
     /// Template expression; the node is skipped when it is false.
     pub when: Option<String>,
+    /// Its nodes never run at the same time as another exclusive node on the same host.
+    pub exclusive: bool,
     /// Plugin parameters, templates unrendered, defaults applied.
     pub params: Params,
 }

@@ -6,17 +6,10 @@ use std::path::Path;
 use graphrun_plugin_api::{Attrs, Op};
 
 use super::script::{compile, parse_diff, Contents, DIFF_LIMIT};
-use super::shell::ShellSession;
 
 /// Runs one op with `diff` on a fresh local shell; its exit code and what it reported.
 async fn diff_of(op: &Op, upload: Option<&[u8]>, check: bool) -> (Option<i32>, Option<Contents>) {
-    let session = ShellSession::open(
-        tokio::process::Command::new("sh"),
-        std::time::Duration::from_secs(5),
-        None,
-    )
-    .await
-    .unwrap();
+    let session = super::tests::shell().await;
     let snippet = compile(op, upload, true).unwrap();
     let frame = session.run(&[snippet], check).await.unwrap().remove(0);
     (frame.exit_code, parse_diff(&frame.stdout))

@@ -1,8 +1,8 @@
 //! A long-lived POSIX shell on a host, driven over its stdin/stdout.
 //!
-//! One shell per host runs every op of the run: no new process, session or handshake per op,
-//! which is what keeps graphrun near the cost of plain shell commands. Requests are written as
-//! they come (independent nodes pipeline); each op answers with a frame
+//! A shell runs op after op (a node checks one out of its host's pool, see `pool.rs`): no new
+//! process, session or handshake per op, which is what keeps graphrun near the cost of plain
+//! shell commands. Each op answers with a frame
 //! `STDOUT \n MARKER R rc status \n STDERR \n MARKER E \n`, where MARKER is a random string
 //! per session that user output cannot forge by accident.
 
@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::oneshot;
 
+use super::process::{Handle, Input, Output, Process};
 use super::script::PRELUDE;
 
 /// How one op ended on the host.
@@ -38,40 +38,31 @@ struct Pending {
 
 /// A shell process and the frames it owes.
 pub struct ShellSession {
-    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    stdin: tokio::sync::Mutex<Option<Input>>,
     pending: Arc<Mutex<VecDeque<Pending>>>,
     lost: Arc<Mutex<Option<String>>>,
-    child: Mutex<Child>,
+    handle: Mutex<Option<Handle>>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     marker: String,
-    reset: std::sync::atomic::AtomicBool,
 }
 
 impl ShellSession {
-    /// Starts `command` (which must run a POSIX shell reading stdin), sends the prelude and
-    /// waits until the shell answers. `first_line` is written before anything else (a sudo
+    /// Takes over `process` (which must run a POSIX shell reading stdin), sends the prelude
+    /// and waits until the shell answers. `first_line` is written before anything else (a sudo
     /// password read by `sudo -S`, never put on a command line).
     pub async fn open(
-        mut command: Command,
+        process: Process,
         ready_within: Duration,
         first_line: Option<&str>,
     ) -> Result<Self, String> {
-        command
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            // Its own process group: a Ctrl-C in the terminal reaches graphrun, which then stops
-            // the shells itself (and everything they started), instead of racing with them.
-            .process_group(0);
-        die_with_graphrun(&mut command);
-        let mut child = command
-            .spawn()
-            .map_err(|err| format!("cannot start {:?}: {err}", command.as_std().get_program()))?;
-        let mut stdin = child.stdin.take().expect("piped");
-        let mut stdout = child.stdout.take().expect("piped");
+        let Process {
+            mut stdin,
+            mut stdout,
+            stderr,
+            handle,
+        } = process;
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
-        let stderr_done = collect_stderr(child.stderr.take().expect("piped"), stderr_tail.clone());
+        let stderr_done = collect_stderr(stderr, stderr_tail.clone());
         let marker = format!("GRAPHRUN-{}", random_hex());
         let mut bootstrap = String::new();
         if let Some(line) = first_line {
@@ -96,10 +87,9 @@ impl ShellSession {
                     stdin: tokio::sync::Mutex::new(Some(stdin)),
                     pending: Arc::new(Mutex::new(VecDeque::new())),
                     lost: Arc::new(Mutex::new(None)),
-                    child: Mutex::new(child),
+                    handle: Mutex::new(Some(handle)),
                     stderr_tail,
                     marker,
-                    reset: Default::default(),
                 };
                 session.start_reader(stdout, rest);
                 return Ok(session);
@@ -110,7 +100,7 @@ impl ShellSession {
                 humantime::format_duration(ready_within)
             ),
         };
-        kill_group(&mut child);
+        handle.kill();
         let _ = tokio::time::timeout(Duration::from_secs(2), stderr_done).await;
         let tail = String::from_utf8_lossy(&stderr_tail.lock().expect("stderr lock"))
             .trim()
@@ -159,16 +149,12 @@ impl ShellSession {
         answer.await.unwrap_or_else(|_| Err(self.lost_reason()))
     }
 
-    /// Kills the shell (after a timeout its state is unknown); pending requests fail.
+    /// Kills the shell (its state is unknown, e.g. after a timeout); pending requests fail.
     pub fn kill(&self, reason: &str) {
-        self.reset.store(true, std::sync::atomic::Ordering::SeqCst);
         self.fail(reason.to_string());
-        kill_group(&mut self.child.lock().expect("child lock"));
-    }
-
-    /// Whether graphrun killed the shell (as opposed to the host or network dropping it).
-    pub fn was_reset(&self) -> bool {
-        self.reset.load(std::sync::atomic::Ordering::SeqCst)
+        if let Some(handle) = self.handle.lock().expect("handle lock").take() {
+            handle.kill();
+        }
     }
 
     /// Whether the shell is gone.
@@ -176,22 +162,17 @@ impl ShellSession {
         self.lost.lock().expect("lost lock").is_some()
     }
 
+    /// Whether the shell is alive and owes no answer: it may serve another node.
+    pub fn is_idle(&self) -> bool {
+        !self.is_lost() && self.pending.lock().expect("pending lock").is_empty()
+    }
+
     /// Ends the shell cleanly (its temp folder is removed by its exit trap).
     pub async fn close(&self) {
         self.stdin.lock().await.take();
-        let wait = async {
-            loop {
-                if let Ok(Some(_)) | Err(_) = self.child.lock().expect("child lock").try_wait() {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        };
-        if tokio::time::timeout(Duration::from_secs(5), wait)
-            .await
-            .is_err()
-        {
-            kill_group(&mut self.child.lock().expect("child lock"));
+        let handle = self.handle.lock().expect("handle lock").take();
+        if let Some(handle) = handle {
+            handle.wait(Duration::from_secs(5)).await;
         }
     }
 
@@ -207,7 +188,7 @@ impl ShellSession {
         fail_all(&self.pending, &self.lost, &self.stderr_tail, reason)
     }
 
-    fn start_reader(&self, stdout: ChildStdout, initial: Vec<u8>) {
+    fn start_reader(&self, stdout: Output, initial: Vec<u8>) {
         let pending = self.pending.clone();
         let lost = self.lost.clone();
         let tail = self.stderr_tail.clone();
@@ -219,40 +200,6 @@ impl ShellSession {
             fail_all(&pending, &lost, &tail, reason);
         });
     }
-}
-
-/// Makes the kernel kill the shell's process (ssh, or the local `sh`) when graphrun dies, even
-/// by SIGKILL, when no code of graphrun can stop it: a killed run leaves no ssh client behind.
-/// The signal follows the thread that spawned the child; sessions are spawned from tokio's
-/// worker threads, which live as long as the run.
-fn die_with_graphrun(command: &mut Command) {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: between fork and exec the closure calls only async-signal-safe functions
-    // (prctl, getppid) and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // graphrun died before prctl took effect: nobody would kill this child later.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::other("graphrun exited"));
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Kills the shell and every process it started (a local `sleep` would outlive a killed `sh`).
-fn kill_group(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        // SAFETY: kill(2) with a negative pid signals that process group; the group was created
-        // for this child by `process_group(0)`, so it holds only the shell and its descendants.
-        unsafe {
-            libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
-        }
-    }
-    let _ = child.start_kill();
 }
 
 /// Records why the session is gone and fails every waiting request with it.
@@ -283,7 +230,7 @@ fn fail_all(
 
 /// Parses frames until the stream ends; returns why it ended.
 async fn read_frames(
-    mut stdout: ChildStdout,
+    mut stdout: Output,
     mut buffer: Vec<u8>,
     marker: &str,
     pending: &Mutex<VecDeque<Pending>>,
@@ -350,7 +297,7 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Reads until the prelude's READY line; returns what followed it.
-async fn read_until_ready(stdout: &mut ChildStdout, marker: &str) -> Result<Vec<u8>, String> {
+async fn read_until_ready(stdout: &mut Output, marker: &str) -> Result<Vec<u8>, String> {
     let ready = format!("{marker} READY\n").into_bytes();
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -367,8 +314,8 @@ async fn read_until_ready(stdout: &mut ChildStdout, marker: &str) -> Result<Vec<
 }
 
 /// Keeps the last 8 KiB of the process's stderr (for error messages).
-fn collect_stderr(
-    mut stderr: tokio::process::ChildStderr,
+pub(super) fn collect_stderr(
+    mut stderr: Output,
     tail: Arc<Mutex<Vec<u8>>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {

@@ -1,40 +1,66 @@
-//! How a host's shell is started: the local `sh`, or `sh` on the host through OpenSSH.
+//! How a host's shells are started: the local `sh`, or `sh` on the host in a session over
+//! its master connection.
 //!
-//! graphrun drives the system's `ssh`, so `~/.ssh/config`, ssh-agent, ProxyJump and the user's
-//! own ControlMaster settings all apply as they do on the command line. One ssh process per
-//! host carries every op of the run (see `shell.rs`).
+//! graphrun drives the system's `ssh` for the master connection (see `master.rs`), so
+//! `~/.ssh/config`, ssh-agent and ProxyJump apply as they do on the command line.
 
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::process::Command;
 
 use crate::playbook::{Connection, ConnectionKind, Host, HostKeyChecking};
 
-/// The command that starts the host's shell, and the line to write before anything else
-/// (the sudo password, read by `sudo -S` from stdin and never placed on a command line).
-pub fn shell_command(host: &Host) -> (Command, Option<String>) {
-    let connection = &host.connection;
+/// The command that starts a shell on this machine (a host with `connection = "local"`).
+pub fn local_shell(connection: &Connection) -> Command {
     let shell = remote_shell(connection);
-    let command = match connection.kind {
-        ConnectionKind::Local => {
-            let mut command = Command::new(&shell[0]);
-            command.args(&shell[1..]);
-            command
-        }
-        ConnectionKind::Ssh => {
-            let mut command = Command::new("ssh");
-            command.args(ssh_args(host));
-            // ssh joins the remote words with spaces and the remote login shell parses them;
-            // these words are fixed text, no user value among them.
-            command.arg("--").arg(&host.address).args(&shell);
-            command
-        }
-    };
-    let first_line = connection
+    let mut command = Command::new(&shell[0]);
+    command.args(&shell[1..]);
+    command
+}
+
+/// The command that starts a shell in a session on the host: fixed words, no user value among
+/// them (the remote login shell parses them).
+pub fn session_shell(connection: &Connection) -> String {
+    remote_shell(connection).join(" ")
+}
+
+/// The line a new shell reads before anything else: the sudo password, read by `sudo -S`
+/// from stdin and never placed on a command line.
+pub fn first_line(connection: &Connection) -> Option<String> {
+    connection
         .become_root
         .then(|| connection.become_password.clone())
-        .flatten();
-    (command, first_line)
+        .flatten()
+}
+
+/// The master connection to the host: authenticates once, then serves sessions on the
+/// control socket `control` until it is stopped (no background fork, no ControlPersist: it
+/// lives exactly as long as the run).
+pub fn master_command(host: &Host, control: &Path) -> Command {
+    let mut command = Command::new("ssh");
+    command
+        .args(ssh_args(host))
+        .args([
+            "-N",
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            "ControlPersist=no",
+            "-S",
+        ])
+        .arg(control)
+        .arg("--")
+        .arg(&host.address);
+    command
+}
+
+/// Prints the command line that reaches the host, with `-v`. It holds no secret: a sudo
+/// password goes to each shell's stdin.
+pub fn show_command(host: &Host, command: &Command) {
+    if crate::output::style::verbose() {
+        eprintln!("{}: {:?}", host.name, command.as_std());
+    }
 }
 
 /// `sh`, or `sh` under sudo: `-n` fails at once when a password would be needed (no hang);

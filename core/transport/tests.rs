@@ -6,9 +6,10 @@ use graphrun_plugin_api::{Attrs, Op, Run};
 
 use super::shell::{Frame, ShellSession};
 
-async fn shell() -> ShellSession {
+/// A local `sh` session.
+pub(super) async fn shell() -> ShellSession {
     ShellSession::open(
-        tokio::process::Command::new("sh"),
+        super::process::Process::local(tokio::process::Command::new("sh")).unwrap(),
         std::time::Duration::from_secs(5),
         None,
     )
@@ -320,7 +321,7 @@ async fn a_dead_shell_fails_requests_instead_of_hanging() {
 }
 
 #[tokio::test]
-async fn a_killed_session_fails_queued_batches_as_reset() {
+async fn a_busy_shell_is_not_idle_and_killing_it_fails_every_waiting_batch() {
     let session = std::sync::Arc::new(shell().await);
     let hang =
         super::script::compile(&Op::check(Run::Shell("sleep 30".into())), None, false).unwrap();
@@ -335,16 +336,17 @@ async fn a_killed_session_fails_queued_batches_as_reset() {
         tokio::spawn(async move { session.run(&[quick], false).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        !session.is_idle(),
+        "a shell that owes answers is never lent out"
+    );
     session.kill("timed out after 1s");
     assert!(first.await.unwrap().is_err());
     assert!(
         second.await.unwrap().is_err(),
         "the batch queued behind is not answered"
     );
-    assert!(
-        session.was_reset(),
-        "graphrun's own kill is told apart from a lost connection"
-    );
+    assert!(!session.is_idle());
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use crate::playbook::{Diagnostic, Host, Step, Wait};
 use crate::plugins::Registry;
 
 /// Step keys the engine reads; every other key is a plugin parameter.
-pub(super) const STEP_KEYS: [&str; 8] = [
+pub(super) const STEP_KEYS: [&str; 9] = [
     "plugin",
     "on",
     "needs",
@@ -23,6 +23,7 @@ pub(super) const STEP_KEYS: [&str; 8] = [
     "retry_delay",
     "timeout",
     "when",
+    "exclusive",
 ];
 
 /// The longest `retry_delay`.
@@ -188,6 +189,11 @@ impl Loader {
             .unwrap_or(Duration::from_secs(5));
         let timeout = get("timeout")
             .and_then(|v| self.duration(doc, v, "timeout", Duration::from_millis(1)..=WEEK));
+        // A plugin that takes a host-wide lock (apt, dpkg) makes all its steps exclusive.
+        let exclusive = get("exclusive")
+            .and_then(|v| self.boolean(doc, v, "exclusive"))
+            .unwrap_or(false)
+            || plugin.is_some_and(|p| p.info.exclusive);
         let when = get("when").and_then(|v| {
             spans.when = Some(v.span());
             self.string(doc, v, "when")
@@ -224,6 +230,7 @@ impl Loader {
             retry_delay,
             timeout,
             when,
+            exclusive,
             params,
         };
         Some((step, spans))

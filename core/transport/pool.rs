@@ -1,0 +1,273 @@
+//! The connections of a run. Per host: one master connection (SSH hosts) and a pool of shells
+//! over it; each running node checks a shell out and gives it back when it ends, so nodes
+//! that do not depend on each other run side by side on one host (up to `--per-host`, which
+//! the scheduler enforces) and the pool never holds more shells than that.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::master::Master;
+use super::process::Process;
+use super::shell::ShellSession;
+use super::{ssh, Session, Transport};
+use crate::playbook::{ConnectionKind, Host, HostKeyChecking};
+
+const CONNECT_ATTEMPTS: u32 = 3;
+
+/// The sessions of a run, opened on first use (or up front by [`Connections::warm_up`]).
+pub struct Connections {
+    transport: Transport,
+    slots: HashMap<String, Arc<Slot>>,
+    /// Where the master connections' control sockets live (private to this run).
+    control_dir: Option<tempfile::TempDir>,
+}
+
+struct Slot {
+    host: Host,
+    index: usize,
+    link: tokio::sync::Mutex<Link>,
+    idle: Mutex<Vec<ShellSession>>,
+}
+
+#[derive(Default)]
+struct Link {
+    master: Option<Arc<Master>>,
+    /// A permanent failure, or the last one after all attempts: later nodes fail fast with it.
+    failed: Option<String>,
+}
+
+/// A session checked out for one node. Dropped, it goes back to its host's pool, unless it
+/// is gone or still owes answers (the node was stopped mid-op, e.g. by its timeout: what the
+/// shell is doing is unknown, so it is killed and never reused).
+pub struct Lease {
+    session: Option<Session>,
+    slot: Arc<Slot>,
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        self.session.as_ref().expect("held until dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(Session::Shell(shell)) = self.session.take() {
+            if shell.is_idle() {
+                self.slot.idle.lock().expect("pool lock").push(*shell);
+            } else {
+                shell.kill("the step was stopped");
+            }
+        }
+    }
+}
+
+impl Connections {
+    /// Sessions to `hosts` through `transport`.
+    pub fn new(transport: Transport, hosts: &[Host]) -> Result<Self, String> {
+        let slots = hosts
+            .iter()
+            .enumerate()
+            .map(|(index, h)| {
+                let slot = Slot {
+                    host: h.clone(),
+                    index,
+                    link: Default::default(),
+                    idle: Default::default(),
+                };
+                (h.name.clone(), Arc::new(slot))
+            })
+            .collect();
+        let control_dir = match transport {
+            Transport::Real => Some(
+                tempfile::Builder::new()
+                    .prefix("graphrun-")
+                    .tempdir()
+                    .map_err(|err| format!("cannot create a folder for control sockets: {err}"))?,
+            ),
+            Transport::Memory(_) => None,
+        };
+        Ok(Connections {
+            transport,
+            slots,
+            control_dir,
+        })
+    }
+
+    /// Hosts whose key checking is off, for the warning printed before a run.
+    pub fn unchecked_hosts(hosts: &[Host]) -> Vec<String> {
+        hosts
+            .iter()
+            .filter(|h| {
+                h.connection.host_key_checking == HostKeyChecking::Off
+                    && h.connection.kind == ConnectionKind::Ssh
+            })
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    /// A session on `host` for one node: an idle shell of its pool, or a new one (connecting
+    /// the host first as needed).
+    pub async fn session(&self, host: &str) -> Result<Lease, String> {
+        let slot = self
+            .slots
+            .get(host)
+            .ok_or_else(|| format!("unknown host {host}"))?
+            .clone();
+        if let Some(reason) = &slot.link.lock().await.failed {
+            return Err(reason.clone());
+        }
+        let reused = loop {
+            let Some(shell) = slot.idle.lock().expect("pool lock").pop() else {
+                break None;
+            };
+            if shell.is_idle() {
+                break Some(shell);
+            }
+        };
+        let session = match (reused, &self.transport) {
+            (Some(shell), _) => Session::Shell(Box::new(shell)),
+            (None, Transport::Memory(memory)) => Session::Memory(memory.open(host)?),
+            (None, Transport::Real) => Session::Shell(Box::new(self.open_shell(&slot).await?)),
+        };
+        Ok(Lease {
+            session: Some(session),
+            slot,
+        })
+    }
+
+    /// Connects every host in parallel (at most `parallel` handshakes at once) and opens its
+    /// first shell, so the first node of each host does not pay for its connection.
+    pub async fn warm_up(self: &Arc<Self>, parallel: usize) {
+        let limit = Arc::new(tokio::sync::Semaphore::new(parallel.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        let hosts: Vec<String> = self.slots.keys().cloned().collect();
+        for host in hosts {
+            let connections = self.clone();
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                let _permit = limit.acquire().await;
+                let _ = connections.session(&host).await;
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Ends every shell and connection, all hosts at once: shells get end-of-input and exit
+    /// after cleaning up their temporary folder; with `kill` (after Ctrl-C) everything is
+    /// stopped where it is.
+    pub async fn close(&self, kill: bool) {
+        let mut closing = tokio::task::JoinSet::new();
+        for slot in self.slots.values() {
+            let shells: Vec<ShellSession> =
+                std::mem::take(&mut *slot.idle.lock().expect("pool lock"));
+            let master = slot.link.lock().await.master.take();
+            closing.spawn(async move {
+                for shell in &shells {
+                    if kill {
+                        shell.kill("the run was interrupted");
+                    } else {
+                        shell.close().await;
+                    }
+                }
+                if let Some(master) = master {
+                    if kill {
+                        master.kill();
+                    } else {
+                        master.close().await;
+                    }
+                }
+            });
+        }
+        while closing.join_next().await.is_some() {}
+    }
+
+    /// A new shell on the slot's host; failures to connect are retried with backoff.
+    async fn open_shell(&self, slot: &Slot) -> Result<ShellSession, String> {
+        let connection = &slot.host.connection;
+        // The shell gets the connect timeout plus time for sudo and the prelude.
+        let ready_within = connection.connect_timeout + Duration::from_secs(10);
+        let first_line = ssh::first_line(connection);
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            let process = match connection.kind {
+                ConnectionKind::Local => {
+                    let command = ssh::local_shell(connection);
+                    ssh::show_command(&slot.host, &command);
+                    Process::local(command)
+                }
+                ConnectionKind::Ssh => {
+                    let master = self.master(slot).await?;
+                    master.spawn(&ssh::session_shell(connection)).await
+                }
+            };
+            let opened = match process {
+                Ok(process) => {
+                    ShellSession::open(process, ready_within, first_line.as_deref()).await
+                }
+                Err(message) => Err(message),
+            };
+            match opened {
+                Ok(shell) => return Ok(shell),
+                Err(message) if attempt >= CONNECT_ATTEMPTS || ssh::is_permanent(&message) => {
+                    let reason = ssh::explain_failure(&slot.host, &message);
+                    slot.link.lock().await.failed = Some(reason.clone());
+                    return Err(reason);
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// The host's master connection, connecting (again) as needed. One node connects while
+    /// the others wait, so a dead host costs its attempts once, not once per node.
+    async fn master(&self, slot: &Slot) -> Result<Arc<Master>, String> {
+        let mut link = slot.link.lock().await;
+        if let Some(reason) = &link.failed {
+            return Err(reason.clone());
+        }
+        if let Some(master) = link.master.as_ref().filter(|m| m.is_alive()) {
+            return Ok(master.clone());
+        }
+        link.master = None;
+        let control = self.control_path(slot);
+        let mut delay = Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            match Master::connect(&slot.host, control.clone()).await {
+                Ok(master) => {
+                    let master = Arc::new(master);
+                    link.master = Some(master.clone());
+                    return Ok(master);
+                }
+                Err(message) if attempt >= CONNECT_ATTEMPTS || ssh::is_permanent(&message) => {
+                    let reason = ssh::explain_failure(&slot.host, &message);
+                    link.failed = Some(reason.clone());
+                    return Err(reason);
+                }
+                Err(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    fn control_path(&self, slot: &Slot) -> PathBuf {
+        self.control_dir
+            .as_ref()
+            .expect("real hosts have a control folder")
+            .path()
+            .join(slot.index.to_string())
+    }
+}
