@@ -190,6 +190,13 @@ stop_systemd_host() {
     for dir in $(find /sys/fs/cgroup/*/ -depth -type d -name "$(sys_machine "$i")" 2>/dev/null); do
         find "$dir" -depth -type d -exec rmdir {} \; 2>/dev/null || true
     done
+    # nspawn (--keep-unit, no systemd on the machine) also leaves a plain folder named after the
+    # machine on the tmpfs that holds the hierarchies.
+    dir=/sys/fs/cgroup/$(sys_machine "$i")
+    if [[ -d $dir ]] && ! mountpoint -q "$dir"; then
+        rm -f "$dir/cgroup.procs"
+        rmdir "$dir" 2>/dev/null || true
+    fi
     rm -f "$(sys_dir "$i")/nspawn.pid"
 }
 
