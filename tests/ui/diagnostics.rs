@@ -309,3 +309,48 @@ fn an_upload_source_that_exists_passes() {
     crate::support::write_file(playbook.dir.path(), "bin/tool", "#!/bin/sh\n");
     playbook.load().expect("the source exists");
 }
+
+#[test]
+fn names_that_would_be_ambiguous_in_node_names_are_refused() {
+    let text = "[hosts.\"db@2\"]\naddress = \"10.0.0.2\"\n\n[groups.\"a b\"]\nhosts = []\n\n\
+                [steps.'say\"hi\"']\nplugin = \"command\"\nrun = \"true\"\n\n\
+                [steps.\"..\"]\nplugin = \"command\"\nrun = \"true\"\n";
+    assert_data_eq!(
+        validate(text),
+        str![[r#"
+exit 2
+--- stdout
+--- stderr
+error: `db@2`: '@' is not allowed in a host name
+ --> playbook.toml:1:8
+  |
+1 | [hosts."db@2"]
+  |        ^^^^^^
+  = help: names use letters, digits, `-`, `_` and `.`: they appear in `step@host`, in --limit and --only lists, and in folder names
+
+error: `a b`: ' ' is not allowed in a group name
+ --> playbook.toml:4:9
+  |
+4 | [groups."a b"]
+  |         ^^^^^
+  = help: names use letters, digits, `-`, `_` and `.`: they appear in `step@host`, in --limit and --only lists, and in folder names
+
+error: `say"hi"`: '"' is not allowed in a step id
+ --> playbook.toml:7:8
+  |
+7 | [steps.'say"hi"']
+  |        ^^^^^^^^^
+  = help: names use letters, digits, `-`, `_` and `.`: they appear in `step@host`, in --limit and --only lists, and in folder names
+
+error: `..`: a step id needs a letter or digit
+  --> playbook.toml:11:8
+   |
+11 | [steps.".."]
+   |        ^^^^
+   = help: names use letters, digits, `-`, `_` and `.`: they appear in `step@host`, in --limit and --only lists, and in folder names
+
+4 errors in playbook.toml: nothing was run
+
+"#]]
+    );
+}

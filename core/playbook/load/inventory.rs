@@ -128,6 +128,9 @@ impl Loader {
             };
             for (key, value) in table.iter() {
                 let name = key.get_ref().to_string();
+                if !self.check_name(doc, &name, key.span(), "a host name") {
+                    continue;
+                }
                 if hosts.iter().any(|h| h.name == name) {
                     self.error(doc, key.span(), format!("host `{name}` is defined twice"))
                         .help("a host is defined once, in the playbook or in the inventory");
@@ -232,6 +235,9 @@ impl Loader {
             };
             for (key, value) in table.iter() {
                 let group = key.get_ref().to_string();
+                if !self.check_name(doc, &group, key.span(), "a group name") {
+                    continue;
+                }
                 let Some((_, fields)) = self.table_at(doc, Some(value), &format!("groups.{group}"))
                 else {
                     continue;

@@ -84,6 +84,9 @@ impl Loader {
         };
         for (key, value) in table.iter() {
             let id = key.get_ref().to_string();
+            if !self.check_name(doc, &id, key.span(), "a step id") {
+                continue;
+            }
             let Some((_, fields)) = self.table_at(doc, Some(value), &format!("steps.{id}")) else {
                 continue;
             };
