@@ -188,8 +188,9 @@ impl Reporter for Human {
                 if let Some(bar) = inner.bar_for(host) {
                     bar.inc(1);
                 }
+                // Blocked, cancelled and interrupted nodes did not fail: the recap counts them.
                 if let Some(error) = error {
-                    if *status != NodeStatus::Blocked && *status != NodeStatus::Cancelled {
+                    if matches!(status, NodeStatus::Failed | NodeStatus::Unreachable) {
                         inner.failures.push((node.clone(), error.clone()));
                     }
                 }

@@ -85,3 +85,55 @@ failed after [ELAPSED]: fix the cause and run plan again
 "#]]
     );
 }
+
+#[test]
+fn ctrl_c_counts_interrupted_nodes_as_interrupted_not_failed() {
+    let playbook = local(
+        "[steps.quick]\nplugin = \"command\"\nrun = \"true\"\n\n\
+         [steps.slow]\nplugin = \"command\"\nrun = \"touch {{ vars.root }}/started; sleep 30\"\nneeds = [\"quick\"]\n\n\
+         [steps.after]\nplugin = \"command\"\nrun = \"true\"\nneeds = [\"slow\"]\n",
+    );
+    let dir = playbook.dir.path();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_graphrun"))
+        .current_dir(dir)
+        .args(["apply", "playbook.toml"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = dir.join("started");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status();
+    assert!(kill.unwrap().success());
+    let output = child.wait_with_output().unwrap();
+    assert_data_eq!(
+        transcript(dir, &output),
+        str![[r#"
+exit 130
+--- stdout
+applying playbook.toml: 3 nodes on 1 host
+changed      quick@control ([ELAPSED])
+interrupted  slow@control ([ELAPSED])
+cancelled    after@control ([ELAPSED])
+
+RECAP
+host        ok       changed  skipped  failed  unreachable  blocked  interrupted
+control      0             1        0       0            0        1            1
+
+interrupted after [ELAPSED]: state saved; run apply again to resume
+--- stderr
+
+"#]]
+    );
+}
