@@ -117,3 +117,29 @@ fn apply_shows_diffs_only_when_asked() {
         "nothing changes, nothing to show: {again}"
     );
 }
+
+#[test]
+fn a_secret_of_several_lines_never_reaches_the_diff() {
+    let file = TempPlaybook::new("");
+    let target = file.dir.path().join("key.pem");
+    let text = format!(
+        "[vars]\nkey = {{ env = \"GRAPHRUN_TEST_KEY\" }}\n\n[hosts.control]\nconnection = \"local\"\n\n\
+         [steps.key]\nplugin = \"file\"\npath = \"{}\"\ncontent = \"{{{{ vars.key }}}}\"\n",
+        target.display()
+    );
+    write_file(file.dir.path(), "playbook.toml", &text);
+    let key =
+        "-----BEGIN KEY-----\nc2VjcmV0LWxpbmUtb25l\nc2VjcmV0LWxpbmUtdHdv\n-----END KEY-----\n";
+    let output = Command::new(env!("CARGO_BIN_EXE_graphrun"))
+        .args(["plan", "--output", "json"])
+        .arg(&file.path)
+        .env("GRAPHRUN_TEST_KEY", key)
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    assert!(text.contains(r#"+***"#), "{text}");
+    assert!(
+        !text.contains("c2VjcmV0"),
+        "a line of the secret leaked: {text}"
+    );
+}

@@ -245,7 +245,7 @@ async fn attempt_once(
             exit_code: frame.exit_code,
             stderr: failed_stderr.clone().or(warnings),
             stdout: failed_stdout.clone(),
-            diff: super::diff::of_op(op, &frame.stdout).map(|d| cx.redactor.redact(&d)),
+            diff: super::diff::of_op(op, &frame.stdout, &cx.redactor),
         });
         match status {
             OpStatus::Failed => {
