@@ -221,7 +221,7 @@ fn debian_12_and_13_are_prepared_and_a_second_apply_changes_nothing() {
             "{fstab}"
         );
         assert!(hosts
-            .ssh(host, "cat /etc/fstab.graphrun-backup")
+            .ssh(host, "cat /etc/fstab.graphrun.bak")
             .contains("\n/swapfile none swap"));
         assert_eq!(hosts.ssh(host, "swapon --show --noheadings"), "");
         // sysctl: files, and live values read back.
