@@ -1,6 +1,7 @@
 //! graphrun's integration tests, compiled as one binary so the suite links once.
-//! Modules that need lab hosts (`ssh`, part of `sessions`) skip unless GRAPHRUN_LAB_INVENTORY
-//! is set, and fail instead of skipping when CI=true (CI starts the lab).
+//! Modules that need lab hosts (`ssh`, part of `sessions`) or the Kubernetes control plane on
+//! one (`kubernetes`) skip unless GRAPHRUN_LAB_INVENTORY / GRAPHRUN_K8S_KUBECONFIG is set, and
+//! fail instead of skipping when CI=true (CI starts both).
 
 mod support;
 
@@ -12,6 +13,7 @@ mod dynamic_plugins;
 mod fuzz_input;
 mod graph;
 mod host_prep;
+mod kubernetes;
 mod regression;
 mod report;
 mod scheduler;
