@@ -1,0 +1,51 @@
+//! What can go wrong talking to a cluster, each with the object and what to do.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ObjectRef;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot use kubeconfig {path}: {message}")]
+    Kubeconfig { path: PathBuf, message: String },
+
+    #[error(
+        "object is not a Kubernetes object: {0} (it needs apiVersion, kind and metadata.name)"
+    )]
+    NotAnObject(String),
+
+    #[error("the cluster does not serve {kind} in {api_version} (a typo, or its CRD is not installed yet?)")]
+    UnknownKind { api_version: String, kind: String },
+
+    #[error("{action} {object}: {message}")]
+    Api {
+        action: &'static str,
+        object: Box<ObjectRef>,
+        message: String,
+    },
+
+    #[error("{object}: {condition} not True after {}s ({last})", waited.as_secs())]
+    Timeout {
+        object: Box<ObjectRef>,
+        condition: String,
+        waited: Duration,
+        /// What was seen last: the condition's status, reason and message, or that it is missing.
+        last: String,
+    },
+}
+
+impl Error {
+    /// An API failure: the server's own message when it sent one (it says what to fix).
+    pub(crate) fn api(action: &'static str, object: &ObjectRef, error: kube::Error) -> Self {
+        let message = match error {
+            kube::Error::Api(status) => status.message.clone(),
+            other => other.to_string(),
+        };
+        Error::Api {
+            action,
+            object: Box::new(object.clone()),
+            message,
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! graphrun's Kubernetes client side, on the `kube` crate: connect with a kubeconfig, apply an
+//! object server-side (field manager `graphrun`), wait for a condition (node Ready, Deployment
+//! Available, CRD Established, ...) with a timeout, read an object.
+//!
+//! Objects are plain JSON (`serde_json::Value`), as a plan carries them; their kind is resolved
+//! through API discovery, so custom resources work like built-in ones.
+
+mod cluster;
+mod error;
+mod object;
+mod wait;
+
+pub use cluster::{Applied, Cluster, FIELD_MANAGER};
+pub use error::Error;
+pub use object::ObjectRef;
+pub use wait::Condition;
