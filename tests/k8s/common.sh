@@ -2,7 +2,7 @@
 K8S_CACHE=${GRAPHRUN_K8S_CACHE:-/var/cache/graphrun-k8s}
 K8S_BIN=$K8S_CACHE/bin
 # What the harness scripts call on the machine (the lab brings its own).
-K8S_MACHINE_PACKAGES=(openssl curl unzip)
+K8S_MACHINE_PACKAGES=(openssl curl unzip python3-pip)
 
 log() { printf 'k8s: %s\n' "$*" >&2; }
 die() { printf 'k8s: error: %s\n' "$*" >&2; exit 1; }
