@@ -3,7 +3,8 @@
 //! Available, CRD Established, ...) with a timeout, read an object.
 //!
 //! Objects are plain JSON (`serde_json::Value`), as a plan carries them; their kind is resolved
-//! through API discovery, so custom resources work like built-in ones.
+//! through API discovery, so custom resources work like built-in ones. The engine does not use
+//! this crate yet: Kubernetes ops and their routing in the node runner come with the cluster steps.
 
 mod cluster;
 mod error;
