@@ -1,7 +1,7 @@
 //! graphrun's integration tests, compiled as one binary so the suite links once.
-//! Modules that need lab hosts (`ssh`, part of `sessions`) or the Kubernetes control plane on
-//! one (`kubernetes`) skip unless GRAPHRUN_LAB_INVENTORY / GRAPHRUN_K8S_KUBECONFIG is set, and
-//! fail instead of skipping when CI=true (CI starts both).
+//! Modules that need lab hosts (`ssh`, `uploads`, part of `sessions`) or the Kubernetes control
+//! plane on one (`kubernetes`) skip unless GRAPHRUN_LAB_INVENTORY / GRAPHRUN_K8S_KUBECONFIG is
+//! set, and fail instead of skipping when CI=true (CI starts both).
 
 mod support;
 
@@ -21,4 +21,5 @@ mod sessions;
 mod ssh;
 mod state_safety;
 mod ui;
+mod uploads;
 mod validation;

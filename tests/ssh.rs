@@ -14,8 +14,8 @@ static LAB: Mutex<()> = Mutex::new(());
 /// to the test (so key changes in one test do not leak into another).
 pub(crate) struct Lab {
     _guard: MutexGuard<'static, ()>,
-    dir: tempfile::TempDir,
-    inventory: PathBuf,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) inventory: PathBuf,
     lab_dir: PathBuf,
 }
 

@@ -172,6 +172,19 @@ pub enum Event {
         /// Milliseconds since the run started.
         at_ms: u64,
     },
+    /// A large upload moved on (every 5% of files of 8 MiB or more).
+    UploadProgress {
+        /// `step@host`.
+        node: String,
+        /// Host name.
+        host: String,
+        /// Where the file goes on the host.
+        path: String,
+        /// Bytes sent so far.
+        sent_bytes: u64,
+        /// The file's size.
+        size_bytes: u64,
+    },
     /// An op ended.
     OpFinished {
         /// `step@host`.

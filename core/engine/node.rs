@@ -12,7 +12,7 @@ use super::failure;
 use super::run::RunContext;
 use super::state::{private_dir, write_private};
 use crate::playbook::{template, Step};
-use crate::transport::{Frame, RunError, Session};
+use crate::transport::{upload, Frame, RunError, Session};
 
 /// How planning may go back and forth before the plugin must answer with a plan.
 const MAX_PROBE_ROUNDS: usize = 4;
@@ -218,11 +218,21 @@ async fn attempt_once(
     if crate::output::style::verbose() {
         super::verbose::show_ops(&cx.redactor, names.node, &ops);
     }
-    let uploads = read_uploads(cx, &ops).map_err(|err| (NodeStatus::Failed, err))?;
-    let frames = session
-        .run(&ops, &uploads, check_mode, check_mode || cx.diff)
+    let sources = upload::sources(&cx.playbook.dir(), &ops)
+        .await
+        .map_err(|err| (NodeStatus::Failed, err))?;
+    let progress = |source: &upload::Source, sent: u64| report_upload(cx, names, source, sent);
+    let mut arrivals = upload::stage(&session, &sources, check_mode, &progress)
         .await
         .map_err(node_failure)?;
+    let frames = session
+        .run(&ops, &arrivals, check_mode, check_mode || cx.diff)
+        .await
+        .map_err(node_failure)?;
+    // Staged files that an op moved into place are gone; the others (an earlier op failed)
+    // are removed.
+    arrivals.retain(|index, _| !frames.get(*index).is_some_and(|f| f.exit_code == Some(0)));
+    upload::discard(&session, &arrivals).await;
     let mut node_status = NodeStatus::Ok;
     for (index, (op, frame)) in ops.iter().zip(&frames).enumerate() {
         let status = op_status(op, frame);
@@ -282,6 +292,27 @@ fn warning_lines(stderr: &[u8]) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join("\n"))
 }
 
+/// Files this large get progress events.
+const LARGE_UPLOAD: u64 = 8 << 20;
+
+/// Reports a large upload's progress at every 5% (a transfer calls this for each chunk).
+fn report_upload(cx: &RunContext, names: &Names<'_>, source: &upload::Source, sent: u64) {
+    let size = source.size.max(1);
+    let step = size.div_ceil(20);
+    let chunk = upload::CHUNK as u64;
+    // Whether this chunk crossed a 5% mark.
+    let crossed = sent / step != sent.saturating_sub(chunk) / step || sent == size;
+    if source.size >= LARGE_UPLOAD && crossed {
+        cx.reporter.event(&Event::UploadProgress {
+            node: names.node.to_string(),
+            host: names.host.to_string(),
+            path: cx.redactor.redact(&source.target),
+            sent_bytes: sent,
+            size_bytes: source.size,
+        });
+    }
+}
+
 /// How a transport error ends an attempt.
 fn node_failure(err: RunError) -> Failure {
     match err {
@@ -336,29 +367,6 @@ async fn run_probes(
             (probe.name.clone(), result)
         })
         .collect())
-}
-
-/// Reads (and checks) the local sources of upload ops.
-fn read_uploads(cx: &RunContext, ops: &[Op]) -> Result<HashMap<usize, Vec<u8>>, String> {
-    let mut uploads = HashMap::new();
-    for (index, op) in ops.iter().enumerate() {
-        if let Op::Upload { source, sha256, .. } = op {
-            let path = cx.playbook.dir().join(source);
-            let bytes = std::fs::read(&path)
-                .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-            if let Some(expected) = sha256 {
-                let actual = hex(&Sha256::digest(&bytes));
-                if !actual.eq_ignore_ascii_case(expected) {
-                    return Err(format!(
-                        "{} has sha256 {actual}, expected {expected}: refusing to upload it",
-                        path.display()
-                    ));
-                }
-            }
-            uploads.insert(index, bytes);
-        }
-    }
-    Ok(uploads)
 }
 
 fn save_fetched(target: &Path, bytes: &[u8]) -> std::io::Result<()> {

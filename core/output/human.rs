@@ -154,6 +154,18 @@ impl Reporter for Human {
                     bar.set_message(format!("{step}{retry}"));
                 }
             }
+            Event::UploadProgress {
+                node,
+                host,
+                path,
+                sent_bytes,
+                size_bytes,
+            } => {
+                if let Some(bar) = inner.bar_for(host) {
+                    let percent = sent_bytes * 100 / (*size_bytes).max(1);
+                    bar.set_message(format!("{node}: uploading {path} {percent}%"));
+                }
+            }
             Event::OpFinished {
                 node,
                 op,

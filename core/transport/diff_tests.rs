@@ -5,10 +5,14 @@ use std::path::Path;
 
 use graphrun_plugin_api::{Attrs, Op};
 
-use super::script::{compile, parse_diff, Contents, DIFF_LIMIT};
+use super::script::{compile, parse_diff, Arrival, Contents, DIFF_LIMIT};
 
 /// Runs one op with `diff` on a fresh local shell; its exit code and what it reported.
-async fn diff_of(op: &Op, upload: Option<&[u8]>, check: bool) -> (Option<i32>, Option<Contents>) {
+async fn diff_of(
+    op: &Op,
+    upload: Option<&Arrival>,
+    check: bool,
+) -> (Option<i32>, Option<Contents>) {
     let session = super::tests::shell().await;
     let snippet = compile(op, upload, true).unwrap();
     let frame = session.run(&[snippet], check).await.unwrap().remove(0);
@@ -110,6 +114,8 @@ async fn large_uploads_report_sizes_only() {
     let dir = tempfile::tempdir().unwrap();
     let target = at(dir.path(), "blob", Some("small"));
     let bytes = vec![0u8; DIFF_LIMIT as usize + 1];
+    let staged = at(dir.path(), ".blob.graphrun-staged", None);
+    std::fs::write(&staged, &bytes).unwrap();
     let op = Op::Upload {
         path: target.clone(),
         source: "unused".into(),
@@ -117,7 +123,7 @@ async fn large_uploads_report_sizes_only() {
         attrs: Attrs::default(),
     };
     assert_eq!(
-        diff_of(&op, Some(&bytes), true).await,
+        diff_of(&op, Some(&Arrival::Staged(staged)), false).await,
         (
             Some(0),
             Some(Contents::TooLarge {

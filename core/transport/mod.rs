@@ -8,6 +8,7 @@ mod process;
 pub mod script;
 pub mod shell;
 mod ssh;
+pub mod upload;
 
 use std::collections::HashMap;
 
@@ -50,7 +51,7 @@ impl Session {
     pub async fn run(
         &self,
         ops: &[Op],
-        uploads: &HashMap<usize, Vec<u8>>,
+        uploads: &HashMap<usize, script::Arrival>,
         check_mode: bool,
         diff: bool,
     ) -> Result<Vec<Frame>, RunError> {
@@ -59,7 +60,7 @@ impl Session {
                 let snippets = ops
                     .iter()
                     .enumerate()
-                    .map(|(i, op)| script::compile(op, uploads.get(&i).map(Vec::as_slice), diff))
+                    .map(|(i, op)| script::compile(op, uploads.get(&i), diff))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(RunError::Invalid)?;
                 session

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use graphrun_plugin_api::shell::quote;
+use tokio::io::AsyncWriteExt;
+
 use super::master::Master;
 use super::process::Process;
 use super::shell::ShellSession;
@@ -20,13 +23,15 @@ const CONNECT_ATTEMPTS: u32 = 3;
 pub struct Connections {
     transport: Transport,
     slots: HashMap<String, Arc<Slot>>,
-    /// Where the master connections' control sockets live (private to this run).
-    control_dir: Option<tempfile::TempDir>,
+    /// Where the master connections' control sockets live (private to this run); held for
+    /// its drop, which removes the folder.
+    _control_dir: Option<tempfile::TempDir>,
 }
 
 struct Slot {
     host: Host,
-    index: usize,
+    /// The master connection's control socket (SSH hosts of a real run).
+    control: Option<PathBuf>,
     link: tokio::sync::Mutex<Link>,
     idle: Mutex<Vec<ShellSession>>,
 }
@@ -66,22 +71,17 @@ impl Drop for Lease {
     }
 }
 
+impl Lease {
+    /// Starts `sh -c SCRIPT` on the host, as its shells run (same user, same sudo), in a
+    /// session of its own beside the shell stream: for transfers.
+    pub async fn spawn_script(&self, script: &str) -> Result<Process, String> {
+        self.slot.spawn_script(script).await
+    }
+}
+
 impl Connections {
     /// Sessions to `hosts` through `transport`.
     pub fn new(transport: Transport, hosts: &[Host]) -> Result<Self, String> {
-        let slots = hosts
-            .iter()
-            .enumerate()
-            .map(|(index, h)| {
-                let slot = Slot {
-                    host: h.clone(),
-                    index,
-                    link: Default::default(),
-                    idle: Default::default(),
-                };
-                (h.name.clone(), Arc::new(slot))
-            })
-            .collect();
         let control_dir = match transport {
             Transport::Real => Some(
                 tempfile::Builder::new()
@@ -91,10 +91,25 @@ impl Connections {
             ),
             Transport::Memory(_) => None,
         };
+        let slots = hosts
+            .iter()
+            .enumerate()
+            .map(|(index, h)| {
+                let slot = Slot {
+                    host: h.clone(),
+                    control: control_dir
+                        .as_ref()
+                        .map(|dir| dir.path().join(index.to_string())),
+                    link: Default::default(),
+                    idle: Default::default(),
+                };
+                (h.name.clone(), Arc::new(slot))
+            })
+            .collect();
         Ok(Connections {
             transport,
             slots,
-            control_dir,
+            _control_dir: control_dir,
         })
     }
 
@@ -132,7 +147,7 @@ impl Connections {
         let session = match (reused, &self.transport) {
             (Some(shell), _) => Session::Shell(Box::new(shell)),
             (None, Transport::Memory(memory)) => Session::Memory(memory.open(host)?),
-            (None, Transport::Real) => Session::Shell(Box::new(self.open_shell(&slot).await?)),
+            (None, Transport::Real) => Session::Shell(Box::new(slot.open_shell().await?)),
         };
         Ok(Lease {
             session: Some(session),
@@ -185,10 +200,12 @@ impl Connections {
         }
         while closing.join_next().await.is_some() {}
     }
+}
 
+impl Slot {
     /// A new shell on the slot's host; failures to connect are retried with backoff.
-    async fn open_shell(&self, slot: &Slot) -> Result<ShellSession, String> {
-        let connection = &slot.host.connection;
+    async fn open_shell(&self) -> Result<ShellSession, String> {
+        let connection = &self.host.connection;
         // The shell gets the connect timeout plus time for sudo and the prelude.
         let ready_within = connection.connect_timeout + Duration::from_secs(10);
         let first_line = ssh::first_line(connection);
@@ -198,11 +215,11 @@ impl Connections {
             let process = match connection.kind {
                 ConnectionKind::Local => {
                     let command = ssh::local_shell(connection);
-                    ssh::show_command(&slot.host, &command);
+                    ssh::show_command(&self.host, &command);
                     Process::local(command)
                 }
                 ConnectionKind::Ssh => {
-                    let master = self.master(slot).await?;
+                    let master = self.master().await?;
                     master.spawn(&ssh::session_shell(connection)).await
                 }
             };
@@ -215,8 +232,8 @@ impl Connections {
             match opened {
                 Ok(shell) => return Ok(shell),
                 Err(message) if attempt >= CONNECT_ATTEMPTS || ssh::is_permanent(&message) => {
-                    let reason = ssh::explain_failure(&slot.host, &message);
-                    slot.link.lock().await.failed = Some(reason.clone());
+                    let reason = ssh::explain_failure(&self.host, &message);
+                    self.link.lock().await.failed = Some(reason.clone());
                     return Err(reason);
                 }
                 Err(_) => {
@@ -228,10 +245,36 @@ impl Connections {
         }
     }
 
+    async fn spawn_script(&self, script: &str) -> Result<Process, String> {
+        let connection = &self.host.connection;
+        let mut process = match connection.kind {
+            ConnectionKind::Local => {
+                let mut command = ssh::local_shell(connection);
+                command.arg("-c").arg(script);
+                Process::local(command)?
+            }
+            ConnectionKind::Ssh => {
+                let master = self.master().await?;
+                let shell = ssh::session_shell(connection);
+                master
+                    .spawn(&format!("{shell} -c {}", quote(script)))
+                    .await?
+            }
+        };
+        if let Some(line) = ssh::first_line(connection) {
+            process
+                .stdin
+                .write_all(format!("{line}\n").as_bytes())
+                .await
+                .map_err(|err| format!("cannot write to the host: {err}"))?;
+        }
+        Ok(process)
+    }
+
     /// The host's master connection, connecting (again) as needed. One node connects while
     /// the others wait, so a dead host costs its attempts once, not once per node.
-    async fn master(&self, slot: &Slot) -> Result<Arc<Master>, String> {
-        let mut link = slot.link.lock().await;
+    async fn master(&self) -> Result<Arc<Master>, String> {
+        let mut link = self.link.lock().await;
         if let Some(reason) = &link.failed {
             return Err(reason.clone());
         }
@@ -239,18 +282,21 @@ impl Connections {
             return Ok(master.clone());
         }
         link.master = None;
-        let control = self.control_path(slot);
+        let control = self
+            .control
+            .clone()
+            .expect("SSH hosts of a real run have a control socket");
         let mut delay = Duration::from_millis(250);
         let mut attempt = 1;
         loop {
-            match Master::connect(&slot.host, control.clone()).await {
+            match Master::connect(&self.host, control.clone()).await {
                 Ok(master) => {
                     let master = Arc::new(master);
                     link.master = Some(master.clone());
                     return Ok(master);
                 }
                 Err(message) if attempt >= CONNECT_ATTEMPTS || ssh::is_permanent(&message) => {
-                    let reason = ssh::explain_failure(&slot.host, &message);
+                    let reason = ssh::explain_failure(&self.host, &message);
                     link.failed = Some(reason.clone());
                     return Err(reason);
                 }
@@ -261,13 +307,5 @@ impl Connections {
                 }
             }
         }
-    }
-
-    fn control_path(&self, slot: &Slot) -> PathBuf {
-        self.control_dir
-            .as_ref()
-            .expect("real hosts have a control folder")
-            .path()
-            .join(slot.index.to_string())
     }
 }

@@ -62,6 +62,14 @@ gr_diff() {
   printf 'GRAPHRUN-DIFF %s %s\n' $gr_a $gr_b
   [ $gr_a -gt 65536 ] || [ $gr_b -gt 65536 ] || { [ $gr_a = 0 ] || cat "$1"; cat "$2"; }
 }
+gr_place() {
+  [ -z "$gr_d" ] || gr_diff "$2" "$1"
+  if [ -e "$2" ]; then chmod --reference="$2" "$1" || return; chown --reference="$2" "$1" 2>/dev/null
+  else chmod "$(printf %o $((0666 & ~$gr_umask)))" "$1" || return; fi
+  gr_attrs "$1" "$3" "$4" "$5" || return
+  gr_backup "$2" || return
+  mv -f "$1" "$2"
+}
 gr_write() {
   if [ -n "${gr_text+set}" ]; then printf '%s' "$gr_text" >"$1"; else cat "$T/c" >"$1"; fi
 }
@@ -108,16 +116,27 @@ pub fn parse_diff(stdout: &[u8]) -> Option<Contents> {
     })
 }
 
-/// Compiles one host op to the body of a shell function. `upload` carries the bytes of an
-/// [`Op::Upload`] source (read and checked by the executor); with `diff`, ops that change a
+/// Where an upload's content is on the host when its op runs (see `upload.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// The target already has the source's checksum.
+    InPlace,
+    /// Sent to this temporary file beside the target, its checksum verified on the host.
+    Staged(String),
+    /// Not sent (plan): the target differs from the source.
+    NotSent,
+}
+
+/// Compiles one host op to the body of a shell function. `upload` says where the content of
+/// an [`Op::Upload`] is; with `diff`, ops that change a
 /// file's content report it before and after (see [`parse_diff`]).
-pub fn compile(op: &Op, upload: Option<&[u8]>, diff: bool) -> Result<String, String> {
+pub fn compile(op: &Op, upload: Option<&Arrival>, diff: bool) -> Result<String, String> {
     // `gr_d` outlives the op in the session shell: every snippet sets it.
     let flag = if diff { "gr_d=1\n" } else { "gr_d=\n" };
     compile_op(op, upload).map(|body| format!("{flag}{body}"))
 }
 
-fn compile_op(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
+fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
     Ok(match op {
         Op::Command {
             run,
@@ -163,14 +182,19 @@ fn compile_op(op: &Op, upload: Option<&[u8]>) -> Result<String, String> {
             content_to_temp(content.as_bytes(), "c"),
             put_args(path, attrs)
         ),
-        Op::Upload { path, attrs, .. } => {
-            let bytes = upload.ok_or("the upload's content was not read")?;
-            format!(
-                "{}\ngr_put {}",
-                content_to_temp(bytes, "c"),
+        Op::Upload { path, attrs, .. } => match upload {
+            Some(Arrival::InPlace) => format!(
+                "gr_attrs {} || return\n[ \"$gr_changed\" = 1 ] || gr_s=u",
                 put_args(path, attrs)
-            )
-        }
+            ),
+            Some(Arrival::Staged(temp)) => {
+                format!("gr_place {} {}", quote(temp), put_args(path, attrs))
+            }
+            Some(Arrival::NotSent) => {
+                "gr_change || return\necho 'the upload was not sent' >&2; return 1".to_string()
+            }
+            None => return Err("the upload was not prepared".into()),
+        },
         Op::Directory { path, attrs } => {
             let mode = attrs.mode.as_deref().map(stat_mode);
             let create_mode = mode

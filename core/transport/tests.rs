@@ -270,10 +270,14 @@ async fn output_without_trailing_newline_and_binary_bytes_frame_exactly() {
 }
 
 #[tokio::test]
-async fn uploads_carry_binary_content() {
+async fn staged_uploads_move_into_place_keep_a_backup_and_are_then_in_place() {
+    use super::script::Arrival;
     let dir = tempfile::tempdir().unwrap();
-    let target = path(dir.path(), "bin/tool");
+    let target = path(dir.path(), "tool");
+    std::fs::write(&target, "old").unwrap();
+    let staged = path(dir.path(), ".tool.graphrun-staged");
     let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    std::fs::write(&staged, &bytes).unwrap();
     let session = shell().await;
     let op = Op::Upload {
         source: "unused".into(),
@@ -284,13 +288,32 @@ async fn uploads_carry_binary_content() {
             ..Attrs::default()
         },
     };
-    let snippet = super::script::compile(&op, Some(&bytes), false).unwrap();
+    let compile = |arrival: Arrival| super::script::compile(&op, Some(&arrival), false).unwrap();
     let frames = session
-        .run(&[snippet.clone(), snippet], false)
+        .run(&[compile(Arrival::NotSent)], true)
+        .await
+        .unwrap();
+    assert_eq!(outcomes(&frames), ["w"], "plan: the target differs");
+    let frames = session
+        .run(
+            &[
+                compile(Arrival::Staged(staged.clone())),
+                compile(Arrival::InPlace),
+            ],
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(outcomes(&frames), ["", "u"]);
     assert_eq!(std::fs::read(&target).unwrap(), bytes);
+    assert!(!Path::new(&staged).exists(), "moved, not copied");
+    assert_eq!(
+        std::fs::read_to_string(format!("{target}.graphrun.bak")).unwrap(),
+        "old"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
 }
 
 #[tokio::test]

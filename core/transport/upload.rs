@@ -1,0 +1,244 @@
+//! Uploads travel over the connection, not through a shell's text stream. For one node: the
+//! host's checksums of all its upload targets in one round trip, before any byte is sent;
+//! then each source whose checksum the target lacks is streamed (never held in memory) in a
+//! session of its own to a temporary file beside its target, and its sha256 is checked on
+//! the host. The op itself then moves it into place (`gr_place`, in order with the node's
+//! other ops). A transfer cut off midway fails that check and its file is removed: the target
+//! is never half-written.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use graphrun_plugin_api::shell::quote;
+use graphrun_plugin_api::{Op, Run};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::script::Arrival;
+use super::{Lease, RunError, Session};
+
+/// Bytes per read and write of a transfer.
+pub const CHUNK: usize = 256 * 1024;
+
+/// A local file to upload, for the op at `index` of a node.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The op's index among the node's ops.
+    pub index: usize,
+    /// The local file.
+    pub path: PathBuf,
+    /// Where it goes on the host.
+    pub target: String,
+    /// Its sha256 (hex).
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The sources of a node's upload ops, resolved from `base` and hashed (reading each file
+/// once, in chunks); a declared sha256 that does not match refuses the upload.
+pub async fn sources(base: &Path, ops: &[Op]) -> Result<Vec<Source>, String> {
+    let mut found = Vec::new();
+    for (index, op) in ops.iter().enumerate() {
+        let Op::Upload {
+            source,
+            path: target,
+            sha256: expected,
+            ..
+        } = op
+        else {
+            continue;
+        };
+        let path = base.join(source);
+        let (sha256, size) = {
+            let file = path.clone();
+            tokio::task::spawn_blocking(move || hash_file(&file))
+                .await
+                .map_err(|err| err.to_string())?
+                .map_err(|err| format!("cannot read {}: {err}", path.display()))?
+        };
+        if let Some(expected) = expected {
+            if !sha256.eq_ignore_ascii_case(expected) {
+                return Err(format!(
+                    "{} has sha256 {sha256}, expected {expected}: refusing to upload it",
+                    path.display()
+                ));
+            }
+        }
+        found.push(Source {
+            index,
+            path,
+            target: target.clone(),
+            sha256,
+            size,
+        });
+    }
+    Ok(found)
+}
+
+fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut chunk = vec![0u8; CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&chunk[..n]);
+        size += n as u64;
+    }
+    let digest = hasher.finalize();
+    Ok((digest.iter().map(|b| format!("{b:02x}")).collect(), size))
+}
+
+/// Gets each source to its host (in plan mode, only looks): where each upload's content is
+/// when its op runs. `progress` hears of every chunk sent (source, bytes sent so far).
+pub async fn stage(
+    lease: &Lease,
+    sources: &[Source],
+    check_mode: bool,
+    progress: &(dyn Fn(&Source, u64) + Sync),
+) -> Result<HashMap<usize, Arrival>, RunError> {
+    if sources.is_empty() {
+        return Ok(HashMap::new());
+    }
+    // Simulated hosts hold whatever they are asked to.
+    if let Session::Memory(_) = &**lease {
+        return Ok(sources
+            .iter()
+            .map(|s| (s.index, Arrival::InPlace))
+            .collect());
+    }
+    let present = host_checksums(lease, sources).await?;
+    let mut arrivals = HashMap::new();
+    for (source, on_host) in sources.iter().zip(present) {
+        let arrival = if on_host.eq_ignore_ascii_case(&source.sha256) {
+            Arrival::InPlace
+        } else if check_mode {
+            Arrival::NotSent
+        } else {
+            match send(lease, source, progress).await {
+                Ok(temp) => Arrival::Staged(temp),
+                Err(err) => {
+                    discard(lease, &arrivals).await;
+                    return Err(err);
+                }
+            }
+        };
+        arrivals.insert(source.index, arrival);
+    }
+    Ok(arrivals)
+}
+
+/// Removes staged files that no op moved into place (an earlier op of the node failed).
+pub async fn discard(lease: &Lease, arrivals: &HashMap<usize, Arrival>) {
+    let temps: Vec<String> = arrivals
+        .values()
+        .filter_map(|a| match a {
+            Arrival::Staged(temp) => Some(quote(temp)),
+            _ => None,
+        })
+        .collect();
+    if !temps.is_empty() {
+        let op = Op::check(Run::Shell(format!("rm -f {}", temps.join(" "))));
+        let _ = lease.run(&[op], &HashMap::new(), false, false).await;
+    }
+}
+
+/// The sha256 of each target on the host (`-` when it is not a regular file), one round trip.
+async fn host_checksums(lease: &Lease, sources: &[Source]) -> Result<Vec<String>, RunError> {
+    let targets: Vec<String> = sources.iter().map(|s| quote(&s.target)).collect();
+    let script = format!(
+        "for p in {}; do if [ -f \"$p\" ]; then s=$(sha256sum <\"$p\") && echo \"${{s%% *}}\" || echo -; else echo -; fi; done",
+        targets.join(" ")
+    );
+    let frames = lease
+        .run(
+            &[Op::check(Run::Shell(script))],
+            &HashMap::new(),
+            false,
+            false,
+        )
+        .await?;
+    let stdout = frames
+        .first()
+        .map(|f| String::from_utf8_lossy(&f.stdout).into_owned())
+        .unwrap_or_default();
+    let sums: Vec<String> = stdout.lines().map(str::to_string).collect();
+    if sums.len() != sources.len() {
+        return Err(RunError::Invalid(format!(
+            "the host did not report the checksums of the upload targets: {stdout:?}"
+        )));
+    }
+    Ok(sums)
+}
+
+/// Streams one source to a new temporary file beside its target; returns that file's path.
+async fn send(
+    lease: &Lease,
+    source: &Source,
+    progress: &(dyn Fn(&Source, u64) + Sync),
+) -> Result<String, RunError> {
+    let script = format!(
+        "p={p}; d=${{p%/*}}; [ -d \"$d\" ] || mkdir -p \"$d\" || exit 1\n\
+         t=$(mktemp \"$d/.${{p##*/}}.graphrun-XXXXXX\") || exit 1\n\
+         cat >\"$t\"; s=$(sha256sum <\"$t\"); s=${{s%% *}}\n\
+         [ \"$s\" = {sha} ] || {{ rm -f \"$t\"; echo \"the file arrived incomplete or changed (sha256 $s)\" >&2; exit 1; }}\n\
+         printf '%s\\n' \"$t\"",
+        p = quote(&source.target),
+        sha = source.sha256,
+    );
+    let process = lease
+        .spawn_script(&script)
+        .await
+        .map_err(RunError::Unreachable)?;
+    let mut input = process.stdin;
+    let (mut stdout, mut stderr) = (process.stdout, process.stderr);
+    let write = async {
+        let mut file = tokio::fs::File::open(&source.path)
+            .await
+            .map_err(|err| format!("cannot read {}: {err}", source.path.display()))?;
+        let mut chunk = vec![0u8; CHUNK];
+        let mut sent = 0u64;
+        loop {
+            let n = file
+                .read(&mut chunk)
+                .await
+                .map_err(|err| format!("cannot read {}: {err}", source.path.display()))?;
+            if n == 0 {
+                break;
+            }
+            input
+                .write_all(&chunk[..n])
+                .await
+                .map_err(|err| format!("the transfer stopped: {err}"))?;
+            sent += n as u64;
+            progress(source, sent);
+        }
+        input.shutdown().await.map_err(|err| err.to_string())?;
+        drop(input);
+        Ok::<(), String>(())
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let (written, _, _) = tokio::join!(
+        write,
+        stdout.read_to_end(&mut out),
+        stderr.read_to_end(&mut err)
+    );
+    let code = process.handle.wait(Duration::from_secs(60)).await;
+    let reason = String::from_utf8_lossy(&err).trim().to_string();
+    let temp = String::from_utf8_lossy(&out).trim().to_string();
+    match (written, code) {
+        (Ok(()), Some(0)) if !temp.is_empty() => Ok(temp),
+        (Err(local), _) if reason.is_empty() => Err(RunError::Unreachable(local)),
+        _ => Err(RunError::Invalid(format!(
+            "upload of {} to {} failed: {reason}",
+            source.path.display(),
+            source.target
+        ))),
+    }
+}
