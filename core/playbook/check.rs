@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::diagnostic::closest;
 use super::filters;
+use super::load::NO_HOSTS_HELP;
 use super::template::{self, ROOTS};
 use super::{Diagnostic, Host, Source, Step, Wait};
 use crate::plugins::Registry;
@@ -277,7 +278,11 @@ fn unknown_name(
             near(1, HOST_FIELDS.to_vec()),
         )),
         ["hosts", host, ..] if !known.hosts.iter().any(|h| h.name == *host) => Some((
-            format!("no host `{host}`"),
+            if known.hosts.is_empty() {
+                format!("no host `{host}`; {NO_HOSTS_HELP}")
+            } else {
+                format!("no host `{host}`")
+            },
             near(1, known.hosts.iter().map(|h| h.name.as_str()).collect()),
         )),
         ["groups", group, ..] if !known.groups.contains_key(*group) => Some((

@@ -354,3 +354,26 @@ error: `..`: a step id needs a letter or digit
 "#]]
     );
 }
+
+#[test]
+fn unknown_hosts_in_a_playbook_without_hosts_point_at_the_inventory() {
+    let text = "[steps.a]\nplugin = \"command\"\non = [\"h1\"]\nrun = \"true\"\n\n\
+                [steps.b]\nplugin = \"command\"\nrun = \"ping -c1 {{ hosts.h1.address }}\"\n";
+    assert_data_eq!(
+        validate(text),
+        str![[r#"
+exit 2
+--- stdout
+--- stderr
+error: unknown host or group `h1`
+ --> playbook.toml:3:7
+  |
+3 | on = ["h1"]
+  |       ^^^^
+  = help: there are no hosts at all: pass the inventory with --inventory FILE, or add [hosts.NAME] tables
+
+1 error in playbook.toml: nothing was run
+
+"#]]
+    );
+}

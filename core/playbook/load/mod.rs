@@ -14,6 +14,8 @@ use crate::plugins::Registry;
 
 mod inventory;
 mod steps;
+
+pub(super) use steps::NO_HOSTS_HELP;
 mod text;
 mod values;
 

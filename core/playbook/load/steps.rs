@@ -26,6 +26,10 @@ pub(super) const STEP_KEYS: [&str; 9] = [
     "exclusive",
 ];
 
+/// Why a name is unknown when there are no hosts at all: the inventory was left out.
+pub(crate) const NO_HOSTS_HELP: &str =
+    "there are no hosts at all: pass the inventory with --inventory FILE, or add [hosts.NAME] tables";
+
 /// The longest `retry_delay`.
 const DAY: Duration = Duration::from_secs(24 * 3600);
 /// The longest step `timeout`.
@@ -164,7 +168,11 @@ impl Loader {
                     format!("unknown host or group `{target}`"),
                 )
                 .suggest(target, candidates)
-                .help("`on` takes host names, group names, or \"all\"");
+                .help(if hosts.is_empty() {
+                    NO_HOSTS_HELP
+                } else {
+                    "`on` takes host names, group names, or \"all\""
+                });
                 self.diagnostics.push(diagnostic);
             }
         }
