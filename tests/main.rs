@@ -10,6 +10,7 @@ mod cli;
 mod dag;
 mod diff;
 mod dynamic_plugins;
+mod faults;
 mod fuzz_input;
 mod graph;
 mod host_prep;

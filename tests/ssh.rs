@@ -77,7 +77,7 @@ pub(crate) fn lab_ip(host: &str) -> String {
     format!("{net}.{}", 10 + n)
 }
 
-fn lab_script(args: &[&str]) {
+pub(crate) fn lab_script(args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh");
     let output = Command::new("bash")
         .arg(script)
@@ -103,15 +103,32 @@ impl Lab {
     }
 
     /// `graphrun ARGS PLAYBOOK --inventory …` with extra environment variables (secrets).
-    fn graphrun_with_env(&self, args: &[&str], playbook: &Path, env: &[(&str, &str)]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_graphrun"))
-            .args(args)
-            .arg(playbook)
-            .arg("--inventory")
-            .arg(&self.inventory)
+    pub(crate) fn graphrun_with_env(
+        &self,
+        args: &[&str],
+        playbook: &Path,
+        env: &[(&str, &str)],
+    ) -> Output {
+        self.command(args, playbook)
             .envs(env.iter().copied())
             .output()
             .unwrap()
+    }
+
+    /// `graphrun ARGS PLAYBOOK --inventory …`, to spawn (and signal) or run.
+    pub(crate) fn command(&self, args: &[&str], playbook: &Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_graphrun"));
+        command
+            .args(args)
+            .arg(playbook)
+            .arg("--inventory")
+            .arg(&self.inventory);
+        command
+    }
+
+    /// The test's own folder (playbooks, known_hosts, state).
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Runs a command on a lab host as root, outside graphrun.

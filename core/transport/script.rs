@@ -42,16 +42,22 @@ gr_put() {
   gr_change || return
   [ -d "${1%/*}" ] || mkdir -p "${1%/*}" || return
   gr_new="$1.graphrun-new"
+  gr_stage "$@" && gr_backup "$1" && mv -f "$gr_new" "$1" && return
+  # A full disk (or any failed step) leaves the file as it was and no half-written copy.
+  gr_rc=$?
+  [ "$(df -P "${1%/*}" 2>/dev/null | awk 'NR == 2 { print $4 }')" = 0 ] &&
+    echo "cannot write $1: no space left on the device" >&2
+  rm -f "$gr_new"; return $gr_rc
+}
+gr_stage() {
   if [ -e "$1" ]; then
-    cp -p "$1" "$gr_new" && gr_write "$gr_new" && gr_attrs "$gr_new" "$2" "$3" "$4" || return
+    cp -p "$1" "$gr_new" && gr_write "$gr_new" && gr_attrs "$gr_new" "$2" "$3" "$4"
   elif [ -n "$5" ]; then
     umask "$5"; gr_write "$gr_new"; gr_rc=$?; umask "$gr_umask"
-    [ $gr_rc = 0 ] && gr_attrs "$gr_new" '' "$3" "$4" || return
+    [ $gr_rc = 0 ] && gr_attrs "$gr_new" '' "$3" "$4"
   else
-    gr_write "$gr_new" && gr_attrs "$gr_new" "$2" "$3" "$4" || return
+    gr_write "$gr_new" && gr_attrs "$gr_new" "$2" "$3" "$4"
   fi
-  gr_backup "$1" || return
-  mv -f "$gr_new" "$1"
 }
 gr_backup() {
   [ -f "$1" ] || return 0

@@ -654,6 +654,53 @@ cmd_rekey() {
     log "h$n rekeyed"
 }
 
+# sshd restarts, as `systemctl restart ssh` does it: for GAP seconds new connections are
+# refused (an nft rule in the host's netns resets SYNs; not `ct state new`, which would also
+# reset open connections that conntrack first sees mid-stream), then sshd re-executes itself
+# (SIGHUP; it must stay PID 2, or nspawn would end the host). Sessions already open live on,
+# as with a real restart, where each connection has its own sshd process.
+cmd_restart_sshd() {
+    local n gap ns pid deadline
+    n=$(host_num "${1:-}"); require_host "$n"
+    gap=${2:-0.5}
+    [[ $gap =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "restart-sshd: GAP must be seconds, e.g. 0.5"
+    ns=$(netns "$n")
+    ip netns exec "$ns" nft -f - <<'NFT'
+table inet graphrun_sshd_restart {
+    chain input {
+        type filter hook input priority 0;
+        tcp dport 22 tcp flags & (syn | ack) == syn reject with tcp reset
+    }
+}
+NFT
+    sleep "$gap"
+    pid=$(sshd_pid "$n")
+    [[ -n $pid ]] && kill -HUP "$pid"
+    ip netns exec "$ns" nft delete table inet graphrun_sshd_restart
+    deadline=$((SECONDS + SSH_WAIT_SECONDS))
+    until ssh_ok "$n"; do
+        (( SECONDS < deadline )) || die "sshd on h$n does not answer after its restart"
+        sleep 0.1
+    done
+    log "h$n: sshd restarted (new connections refused for ${gap}s)"
+}
+
+# A size-limited filesystem (tmpfs of SIZE, e.g. 64k) mounted at PATH inside host N, so a
+# test can fill a disk without filling the machine's. Run again to change the size; it goes
+# with the host's mount namespace when the host stops.
+cmd_small_disk() {
+    local n path size
+    n=$(host_num "${1:-}"); require_host "$n"
+    path=${2:-}; size=${3:-}
+    [[ $path == /* && $path != *[!A-Za-z0-9/._-]* ]] || die "small-disk: PATH must be an absolute path"
+    [[ $size =~ ^[0-9]+[kmg]?$ ]] || die "small-disk: SIZE must be like 64k or 1m"
+    # shellcheck disable=SC2046
+    ssh $(ssh_opts) "root@$(host_ip "$n")" \
+        "mkdir -p $path && if mountpoint -q $path; then mount -o remount,size=$size $path; else mount -t tmpfs -o size=$size graphrun-small $path; fi" \
+        </dev/null || die "small-disk: cannot mount $path on h$n"
+    log "h$n: $path is a $size filesystem"
+}
+
 cmd_status() {
     local n pid link ssh hosts
     hosts=$(existing_hosts)
@@ -690,6 +737,8 @@ usage: lab.sh COMMAND
   stop hN       kill a host (simulated crash);  start hN  bring it back
   partition hN  cut a host's link;              heal hN   restore it
   rekey hN      new ssh host keys for a host, sshd reloaded
+  restart-sshd hN [GAP]    sshd restarts: new connections refused for GAP s (0.5), sessions kept
+  small-disk hN PATH SIZE  a SIZE (e.g. 64k) filesystem at PATH inside the host: a disk to fill
   status        one line per host
   env           export lines for tests (GRAPHRUN_LAB_INVENTORY, ...)
   systemd-up    boot s1 (Debian 12) and s2 (Debian 13) with systemd as PID 1 (idempotent)
@@ -718,6 +767,8 @@ main() {
         systemd-up) cmd_systemd_up ;;
         airgap)    cmd_airgap "$@" ;;
         reconnect) cmd_reconnect "$@" ;;
+        restart-sshd) cmd_restart_sshd "$@" ;;
+        small-disk) cmd_small_disk "$@" ;;
         status)    cmd_status ;;
         *)         usage >&2; exit 2 ;;
     esac
