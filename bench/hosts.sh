@@ -7,6 +7,8 @@
 #
 # Host bI is an sshd process of its own listening on 127.0.1.(I+1):22. All
 # hosts share this machine's filesystem, so the harness checks results locally.
+# GRAPHRUN_BENCH_NET=127.0.3 puts the hosts on 127.0.3.x instead, so a second set
+# (with its own GRAPHRUN_BENCH_DIR) runs beside the first (bench/load does).
 # Everything lives in the state dir ${GRAPHRUN_BENCH_DIR:-/var/tmp/graphrun-bench}:
 # keys, sshd config, pid files, logs, known_hosts, ssh config and the inventories
 # for every tool (ssh_config, ansible-inventory.ini, pyinfra-inventory.py,
@@ -14,10 +16,12 @@
 set -euo pipefail
 
 STATE=${GRAPHRUN_BENCH_DIR:-/var/tmp/graphrun-bench}
+NET=${GRAPHRUN_BENCH_NET:-127.0.1}
+[[ $NET =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || { echo "hosts.sh: GRAPHRUN_BENCH_NET must be 127.X.Y" >&2; exit 1; }
 BENCH_USER=grbench
 BENCH_HOME=/home/$BENCH_USER
 SSHD=/usr/sbin/sshd
-MAX_HOSTS=253                     # 127.0.1.2 .. 127.0.1.254
+MAX_HOSTS=253                     # $NET.2 .. $NET.254
 # Key exchange offered by the hosts. OpenSSH 9.x prefers the post-quantum
 # sntrup761x25519 hybrid, which costs its client ~60 ms of CPU per connection
 # here, against ~8 ms for curve25519. Other SSH stacks (paramiko, Rust crates)
@@ -30,7 +34,7 @@ log() { echo "hosts.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 host_name() { echo "b$1"; }
-host_addr() { echo "127.0.1.$(( $1 + 1 ))"; }
+host_addr() { echo "$NET.$(( $1 + 1 ))"; }
 pid_file()  { echo "$STATE/run/$(host_name "$1").pid"; }
 
 # ---------------------------------------------------------------- packages
@@ -97,7 +101,10 @@ ensure_user() {
     for f in .profile .bashrc .bash_profile .bash_login .bash_logout .shrc .kshrc; do
         [ -e "$BENCH_HOME/$f" ] && { log "removing $BENCH_HOME/$f"; rm -f "$BENCH_HOME/$f"; }
     done
-    cp "$STATE/id_ed25519.pub" "$BENCH_HOME/.ssh/authorized_keys"
+    # Each state dir has its own client key; the user accepts every one of them.
+    touch "$BENCH_HOME/.ssh/authorized_keys"
+    grep -qxF -- "$(cat "$STATE/id_ed25519.pub")" "$BENCH_HOME/.ssh/authorized_keys" ||
+        cat "$STATE/id_ed25519.pub" >> "$BENCH_HOME/.ssh/authorized_keys"
     chown -R "$BENCH_USER:" "$BENCH_HOME"
     chmod 755 "$BENCH_HOME"; chmod 700 "$BENCH_HOME/.ssh"
     chmod 600 "$BENCH_HOME/.ssh/authorized_keys"

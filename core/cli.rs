@@ -331,6 +331,9 @@ async fn run_playbook(
         ));
     }
     print_diagnostics(&playbook.warnings);
+    if let Some(warning) = crate::limits::raise_for(playbook.hosts.len()) {
+        eprintln!("{} {warning}", paint_level(Severity::Warning));
+    }
     let selection: Selection = args.selection.into();
     // A bad --limit or --only is invalid input (exit 2); the run's own errors are not.
     if let Err(err) = dag::Dag::build(&playbook, &selection) {

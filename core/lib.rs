@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod limits;
 pub mod output;
 pub mod playbook;
 pub mod plugins;
