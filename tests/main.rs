@@ -18,6 +18,7 @@ mod kubernetes;
 mod regression;
 mod report;
 mod scheduler;
+mod security;
 mod sessions;
 mod ssh;
 mod state_safety;

@@ -131,6 +131,16 @@ impl Lab {
         self.dir.path()
     }
 
+    /// The test's copy of the lab inventory (tests may rewrite it).
+    pub(crate) fn inventory(&self) -> &Path {
+        &self.inventory
+    }
+
+    /// The lab's state folder (its key, `deploy-password`).
+    pub(crate) fn lab_dir(&self) -> &Path {
+        &self.lab_dir
+    }
+
     /// Runs a command on a lab host as root, outside graphrun.
     pub(crate) fn ssh(&self, host: &str, command: &str) -> String {
         let address = lab_ip(host);
