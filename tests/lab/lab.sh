@@ -5,6 +5,7 @@
 #
 #   lab.sh up N | down | stop hN | start hN | partition hN | heal hN
 #   lab.sh rekey hN | status | env | systemd-up | airgap HOST | reconnect HOST
+#   lab.sh restart-sshd hN [GAP] | small-disk hN PATH SIZE
 #
 # Several labs can run side by side: GRAPHRUN_LAB_ID=K (0..9, default 0) gives
 # lab K its own subnet 10.77.K.0/24, interface/netns names, nft table and state
