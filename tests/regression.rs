@@ -54,3 +54,54 @@ async fn a_panicking_node_is_reported_as_failed_not_as_cancelled() {
         Some("graphrun bug: the node panicked: simulated bug")
     );
 }
+
+/// `replace = { regex = "^(/swap.*)$", with = "# $1" }` replaced the swap line of an fstab with
+/// the literal `# $1`, silently. Now `$1` is refused at validate, and a regex that rewrites
+/// every line shows each of them in `plan`'s diff before `apply` touches anything.
+#[test]
+fn a_dollar_backreference_is_refused_and_a_regex_matching_every_line_is_shown_in_full() {
+    use std::process::Command;
+    let file = TempPlaybook::new("");
+    let fstab = file.dir.path().join("fstab");
+    std::fs::write(
+        &fstab,
+        "UUID=1 / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n",
+    )
+    .unwrap();
+    let playbook = |with: &str, regex: &str| {
+        format!(
+            "[hosts.control]\nconnection = \"local\"\n\n[steps.swap]\nplugin = \"file\"\n\
+             path = \"{}\"\nreplace = {{ regex = \"{regex}\", with = \"{with}\" }}\n",
+            fstab.display()
+        )
+    };
+    let graphrun = |subcommand: &str| {
+        Command::new(env!("CARGO_BIN_EXE_graphrun"))
+            .args([subcommand, file.path.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&file.path, playbook("# $1", "^(/swap.*)$")).unwrap();
+    let refused = graphrun("validate");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("write `\\1`"));
+
+    std::fs::write(&file.path, playbook("# \\\\1", "^(.*)$")).unwrap();
+    let plan = graphrun("plan");
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert_eq!(plan.status.code(), Some(0), "{shown}");
+    for line in [
+        "-UUID=1 / ext4 defaults 0 1",
+        "+# UUID=1 / ext4 defaults 0 1",
+        "-/swap.img none swap sw 0 0",
+        "+# /swap.img none swap sw 0 0",
+    ] {
+        assert!(shown.contains(line), "{line} not in\n{shown}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&fstab).unwrap(),
+        "UUID=1 / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n",
+        "plan changes nothing"
+    );
+}
