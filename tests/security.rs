@@ -125,3 +125,104 @@ run = "echo {{{{ vars.key | quote }}}}; echo {{{{ vars.token | quote }}}} >&2; e
         }
     }
 }
+
+#[test]
+fn parameters_full_of_shell_metacharacters_reach_the_host_literally() {
+    let Some(lab) = lab() else { return };
+    let id = run_id();
+    // Every way into a shell: quotes, substitutions, separators, redirections, globs. No `/`,
+    // so it also serves as a folder name; commands it could smuggle in create `*pwned*` files.
+    let nasty = format!(
+        "x'; touch gr{id}pwned1 #\"$(touch gr{id}pwned2)`touch gr{id}pwned3` & echo >gr{id}pwned4 | \\ * ?"
+    );
+    let quoted = serde_json::to_string(&nasty).unwrap(); // a TOML basic string as well
+    let dir = format!("/tmp/gr-{id}");
+    let inside = serde_json::to_string(&format!("{dir}/{nasty}")).unwrap();
+    let never = serde_json::to_string(&format!("{dir}/{nasty}-never")).unwrap();
+    let playbook = lab.playbook(
+        "nasty.toml",
+        &format!(
+            r#"
+[steps.folder]
+plugin = "file"
+on = "h1"
+path = {inside}
+directory = true
+
+[steps.content]
+plugin = "file"
+on = "h1"
+needs = ["folder"]
+path = "{dir}/content"
+content = {quoted}
+
+[steps.line]
+plugin = "file"
+on = "h1"
+needs = ["folder"]
+path = "{dir}/lines"
+line = {quoted}
+
+[steps.replace]
+plugin = "file"
+on = "h1"
+needs = ["line"]
+path = "{dir}/lines"
+replace = {{ regex = "^x'", with = "y'; touch gr{id}pwned5 #$(touch gr{id}pwned6)" }}
+
+[steps.argv]
+plugin = "command"
+on = "h1"
+needs = ["folder"]
+run = ["sh", "-c", "printf '%s' \"$1\" > {dir}/argv", "sh", {quoted}]
+creates = {never}
+unless = ["test", "-e", {inside}]
+
+[steps.env]
+plugin = "command"
+on = "h1"
+needs = ["folder"]
+run = "printf '%s' \"$V\" > {dir}/env; pwd > {dir}/cwd"
+env = {{ V = {quoted} }}
+cwd = {inside}
+
+[steps.fetch]
+plugin = "fetch"
+on = "h1"
+needs = ["content"]
+path = "{dir}/content"
+"#
+        ),
+    );
+    let run = lab.graphrun(&["apply", "--output", "json"], &playbook);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let statuses = crate::ssh::statuses(&run);
+    assert_eq!(
+        statuses["argv@h1"], "ok",
+        "`unless` found the folder: {statuses:?}"
+    );
+    let read = |name: &str| lab.ssh("h1", &format!("cat {dir}/{name}"));
+    assert_eq!(read("content"), nasty);
+    assert_eq!(
+        read("lines"),
+        format!(
+            "y'; touch gr{id}pwned5 #$(touch gr{id}pwned6){}\n",
+            &nasty[2..]
+        )
+    );
+    assert_eq!(read("env"), nasty);
+    assert_eq!(read("cwd").trim_end(), format!("{dir}/{nasty}"));
+    let fetched = lab.dir().join(".graphrun/nasty/fetched/h1/content");
+    assert_eq!(std::fs::read_to_string(&fetched).unwrap(), nasty);
+    let pwned = lab.ssh(
+        "h1",
+        &format!("find / -xdev -maxdepth 3 -name '*gr{id}pwned*' 2>/dev/null"),
+    );
+    assert_eq!(pwned, "", "a parameter ran as a command");
+}
