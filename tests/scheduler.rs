@@ -692,14 +692,22 @@ async fn an_interrupt_stops_running_nodes_and_records_them() {
             step("after", "needs = [\"long1\"]"),
         ],
     );
+    // Interrupt once long1 runs (so quick is surely done), however loaded the machine is.
+    let long1_started = Arc::new(tokio::sync::Notify::new());
+    let signal = long1_started.clone();
     let out = run_with(
         &file,
-        MemoryTransport::new(|_, op| match step_of(&op.summary()) {
+        MemoryTransport::new(move |_, op| match step_of(&op.summary()) {
             "quick" => Simulated::default(),
-            _ => sleeps(5_000),
+            step => {
+                if step == "long1" {
+                    signal.notify_one();
+                }
+                sleeps(5_000)
+            }
         }),
         RunOptions::default(),
-        tokio::time::sleep(Duration::from_millis(100)),
+        async move { long1_started.notified().await },
     )
     .await;
     assert_eq!(out.summary.exit_code, 130);
