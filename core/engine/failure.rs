@@ -4,9 +4,12 @@
 /// Failed ops show this much of their stderr and of their stdout.
 const OUTPUT_TAIL: usize = 2000;
 
-/// The end of `bytes`, at most [`OUTPUT_TAIL`] bytes, cut at a character boundary.
-pub(super) fn tail(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
+use super::redact::Redactor;
+
+/// The end of `bytes`, redacted, at most [`OUTPUT_TAIL`] bytes, cut at a character boundary.
+/// Redacted whole before the cut: a cut through a secret would leave a part no redactor knows.
+pub(super) fn tail(bytes: &[u8], redactor: &Redactor) -> String {
+    let text = redactor.redact(&String::from_utf8_lossy(bytes));
     let start = text.len().saturating_sub(OUTPUT_TAIL);
     let start = (start..text.len())
         .find(|i| text.is_char_boundary(*i))
@@ -30,4 +33,20 @@ pub(super) fn describe(
         }
     }
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tail_cut_through_a_secret_shows_none_of_it() {
+        let secret = "s3cr3t-line-one\ns3cr3t-line-two";
+        let redactor = Redactor::new(&[secret.to_string()]);
+        // Unredacted, the last OUTPUT_TAIL bytes would begin inside the secret.
+        let output = format!("{secret}\n{}", "y".repeat(OUTPUT_TAIL - 10));
+        let text = tail(output.as_bytes(), &redactor);
+        assert!(!text.contains("line-two"), "{text}");
+        assert!(text.starts_with("***\nyyy"), "{text}");
+    }
 }

@@ -238,8 +238,8 @@ async fn attempt_once(
         let status = op_status(op, frame);
         cx.log_op(names.node, op, frame, status);
         let failed = status == OpStatus::Failed;
-        let failed_stderr = failed.then(|| cx.redactor.redact(&failure::tail(&frame.stderr)));
-        let failed_stdout = failed.then(|| cx.redactor.redact(&failure::tail(&frame.stdout)));
+        let failed_stderr = failed.then(|| failure::tail(&frame.stderr, &cx.redactor));
+        let failed_stdout = failed.then(|| failure::tail(&frame.stdout, &cx.redactor));
         let warnings = (status == OpStatus::Ok && !op.may_change())
             .then(|| warning_lines(&frame.stderr))
             .flatten()
