@@ -418,7 +418,10 @@ impl Drop for Reconnect<'_> {
 /// Downloads `package` and what a host with dpkg database `status` lacks for it into `dir`
 /// (through a cache kept across runs); returns the file names.
 fn download_closure(status: &Path, dir: &Path, package: &str) -> Vec<String> {
-    let cache = Path::new("/var/cache/graphrun-lab/debs-bookworm");
+    // One cache per lab: apt runs here unlocked, and labs run side by side.
+    let lab = std::env::var("GRAPHRUN_LAB_ID").unwrap_or_else(|_| "0".into());
+    let cache = PathBuf::from(format!("/var/cache/graphrun-lab/debs-{lab}-bookworm"));
+    let cache = cache.as_path();
     std::fs::create_dir_all(cache.join("partial")).unwrap();
     let listing = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(listing.path().join("partial")).unwrap();

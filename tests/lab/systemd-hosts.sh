@@ -8,7 +8,8 @@
 # in its own network namespace on the lab bridge, in cgroups of its own (nspawn with
 # --keep-unit splits the caller's cgroup: two booting systemds in one cgroup would take each
 # other's processes).  Their inventory is STATE/systemd-inventory.toml.  Downloaded .deb files
-# persist across hosts and labs in CACHE/apt-RELEASE (bound to /var/cache/apt/archives).
+# persist across runs in CACHE/apt[-K]-RELEASE (bound to /var/cache/apt/archives): one folder
+# per lab, since apt locks it and labs install side by side.
 
 SYSTEMD_RELEASES=(bookworm trixie)
 # Bump when the recipe changes: a cached base with another stamp is rebuilt.
@@ -19,6 +20,7 @@ SYSTEMD_BOOT_SECONDS=90
 
 sys_release() { echo "${SYSTEMD_RELEASES[$(($1 - 1))]}"; }
 sys_base()    { echo "$CACHE/systemd-$1"; }
+sys_apt()     { echo "$CACHE/apt$SUFFIX-$1"; }
 sys_dir()     { echo "$STATE/systemd/s$1"; }
 sys_ip()      { echo "$NET.$((100 + $1))"; }
 sys_machine() { echo "${PREFIX}s$1"; }
@@ -92,7 +94,7 @@ EOF
 ensure_systemd_host() {
     local i=$1 d root
     d=$(sys_dir "$i"); root=$d/root
-    mkdir -p "$d/upper" "$d/work" "$root" "$CACHE/apt-$(sys_release "$i")"
+    mkdir -p "$d/upper" "$d/work" "$root" "$(sys_apt "$(sys_release "$i")")"
     mountpoint -q "$root" ||
         mount -t overlay "graphrun-lab$SUFFIX-s$i" \
             -o "lowerdir=$(sys_base "$(sys_release "$i")"),upperdir=$d/upper,workdir=$d/work" "$root"
@@ -156,7 +158,7 @@ start_systemd_host() {
                 --resolv-conf=off --timezone=off \
                 --capability=CAP_NET_ADMIN,CAP_SYS_ADMIN,CAP_SYS_MODULE \
                 --system-call-filter=@keyring \
-                --bind="$CACHE/apt-$(sys_release "$i"):/var/cache/apt/archives" \
+                --bind="$(sys_apt "$(sys_release "$i")"):/var/cache/apt/archives" \
             </dev/null >>"$d/nspawn.log" 2>&1
     ) &
     echo $! >"$d/nspawn.pid"
