@@ -25,14 +25,25 @@ pub enum Error {
         message: String,
     },
 
-    #[error("{object}: {condition} not True after {}s ({last})", waited.as_secs())]
+    #[error("{object}: waited {}s for {waiting_for}; last seen: {last}", waited.as_secs())]
     Timeout {
         object: Box<ObjectRef>,
-        condition: String,
+        /// "Available to be True", "the rollout to complete".
+        waiting_for: String,
         waited: Duration,
-        /// What was seen last: the condition's status, reason and message, or that it is missing.
+        /// What was seen last: the condition's status, reason and message, or what is missing.
         last: String,
     },
+
+    #[error("{object}: gave up waiting for {waiting_for}: {why}")]
+    Failed {
+        object: Box<ObjectRef>,
+        waiting_for: String,
+        why: String,
+    },
+
+    #[error("{object}: waiting for a rollout works for Deployments only")]
+    NoRollout { object: Box<ObjectRef> },
 }
 
 impl Error {

@@ -25,24 +25,62 @@ impl Condition {
     }
 }
 
+/// What one look at the object says.
+pub(crate) enum Seen {
+    Done,
+    /// Not yet: what is missing.
+    Pending(String),
+    /// It will not get there by itself (e.g. a rollout past its progress deadline).
+    Failed(String),
+}
+
 impl Cluster {
     /// Waits until the condition is True (an object that does not exist yet is waited for too),
     /// at most `timeout`; returns how long it took. A timeout says what was seen last.
     pub async fn wait(&self, wanted: &Condition, timeout: Duration) -> Result<Duration, Error> {
+        let waiting_for = format!("{} to be True", wanted.condition);
+        self.poll(
+            &wanted.object,
+            &waiting_for,
+            timeout,
+            |object| match condition(object, &wanted.condition) {
+                Some(found) if found["status"] == "True" => Seen::Done,
+                Some(found) => Seen::Pending(describe(found)),
+                None => Seen::Pending(format!("no {} condition yet", wanted.condition)),
+            },
+        )
+        .await
+    }
+
+    /// Reads `object` every POLL_INTERVAL until `look` says it is done or failed, at most
+    /// `timeout`.
+    pub(crate) async fn poll(
+        &self,
+        object: &ObjectRef,
+        waiting_for: &str,
+        timeout: Duration,
+        look: impl Fn(&serde_json::Value) -> Seen,
+    ) -> Result<Duration, Error> {
         let started = Instant::now();
         loop {
-            let last = match self.get(&wanted.object).await? {
+            let last = match self.get(object).await? {
                 None => "the object does not exist".to_string(),
-                Some(object) => match condition(&object, &wanted.condition) {
-                    Some(found) if found["status"] == "True" => return Ok(started.elapsed()),
-                    Some(found) => describe(found),
-                    None => format!("no {} condition yet", wanted.condition),
+                Some(found) => match look(&found) {
+                    Seen::Done => return Ok(started.elapsed()),
+                    Seen::Pending(what) => what,
+                    Seen::Failed(why) => {
+                        return Err(Error::Failed {
+                            object: Box::new(object.clone()),
+                            waiting_for: waiting_for.to_string(),
+                            why,
+                        })
+                    }
                 },
             };
             if started.elapsed() + POLL_INTERVAL > timeout {
                 return Err(Error::Timeout {
-                    object: Box::new(wanted.object.clone()),
-                    condition: wanted.condition.clone(),
+                    object: Box::new(object.clone()),
+                    waiting_for: waiting_for.to_string(),
                     waited: started.elapsed(),
                     last,
                 });
@@ -52,7 +90,10 @@ impl Cluster {
     }
 }
 
-fn condition<'a>(object: &'a serde_json::Value, kind: &str) -> Option<&'a serde_json::Value> {
+pub(crate) fn condition<'a>(
+    object: &'a serde_json::Value,
+    kind: &str,
+) -> Option<&'a serde_json::Value> {
     object["status"]["conditions"]
         .as_array()?
         .iter()
@@ -60,7 +101,7 @@ fn condition<'a>(object: &'a serde_json::Value, kind: &str) -> Option<&'a serde_
 }
 
 /// "status False, reason MinimumReplicasUnavailable: Deployment does not have minimum availability."
-fn describe(condition: &serde_json::Value) -> String {
+pub(crate) fn describe(condition: &serde_json::Value) -> String {
     let field = |name: &str| condition[name].as_str().unwrap_or("").to_string();
     let mut text = format!("status {}", field("status"));
     if !field("reason").is_empty() {

@@ -157,7 +157,9 @@ async fn a_condition_that_never_comes_times_out_saying_what_was_seen() {
     };
     cluster.apply(&namespace("kube-stuck")).await.unwrap();
     // No node has this label: the pods stay Pending and the Deployment never becomes Available.
-    let stuck = deployment("kube-stuck", "stuck", json!({"graphrun.test/none": "true"}));
+    // A new one per run: after its progress deadline (10 min) an old one reports a failure.
+    let name = format!("stuck-{}", std::process::id());
+    let stuck = deployment("kube-stuck", &name, json!({"graphrun.test/none": "true"}));
     let applied = cluster.apply(&stuck).await.unwrap();
     let error = cluster
         .wait(
@@ -174,9 +176,81 @@ async fn a_condition_that_never_comes_times_out_saying_what_was_seen() {
         "{last}"
     );
     assert!(
-        error.to_string().contains("Available not True after"),
+        error
+            .to_string()
+            .contains("for Available to be True; last seen: "),
         "{error}"
     );
+
+    let error = cluster
+        .wait_rollout(&ObjectRef::of(&stuck).unwrap(), Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("for the rollout to complete; last seen: 0 of 2 updated replicas available"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_rollout_past_its_progress_deadline_fails_without_waiting_out_the_timeout() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    cluster.apply(&namespace("kube-deadline")).await.unwrap();
+    let name = format!("late-{}", std::process::id());
+    let mut late = deployment(
+        "kube-deadline",
+        &name,
+        json!({"graphrun.test/none": "true"}),
+    );
+    late["spec"]["progressDeadlineSeconds"] = json!(2);
+    let applied = cluster.apply(&late).await.unwrap();
+    let error = cluster
+        .wait_rollout(&applied.object, Duration::from_secs(120))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Failed { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("reason ProgressDeadlineExceeded"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn waits_for_a_rollout_of_a_new_spec() {
+    let Some(cluster) = cluster().await else {
+        return;
+    };
+    cluster.apply(&namespace("kube-rollout")).await.unwrap();
+    let mut web = deployment("kube-rollout", "web", json!({}));
+    let applied = cluster.apply(&web).await.unwrap();
+    cluster
+        .wait_rollout(&applied.object, Duration::from_secs(120))
+        .await
+        .unwrap();
+    // A new image: a new generation, new pods; the wait covers the whole replacement.
+    web["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.invalid/web:2");
+    assert!(cluster.apply(&web).await.unwrap().changed);
+    cluster
+        .wait_rollout(&applied.object, Duration::from_secs(120))
+        .await
+        .unwrap();
+    let read = cluster.get(&applied.object).await.unwrap().unwrap();
+    assert_eq!(read["status"]["updatedReplicas"], 2);
+    assert_eq!(read["status"]["availableReplicas"], 2);
+    assert_eq!(read["status"]["replicas"], 2);
+
+    let node = ObjectRef::new("v1", "Node", None, "kwok-node-0");
+    let error = cluster
+        .wait_rollout(&node, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NoRollout { .. }), "{error}");
 }
 
 #[tokio::test]
