@@ -218,7 +218,7 @@ async fn attempt_once(
     if crate::output::style::verbose() {
         super::verbose::show_ops(&cx.redactor, names.node, &ops);
     }
-    let sources = upload::sources(&cx.playbook.dir(), &ops)
+    let sources = upload::sources(&cx.playbook.dir(), &ops, &cx.checksums)
         .await
         .map_err(|err| (NodeStatus::Failed, err))?;
     let progress = |source: &upload::Source, sent: u64| report_upload(cx, names, source, sent);

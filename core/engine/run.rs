@@ -93,6 +93,8 @@ pub struct RunContext {
     pub(super) redactor: Redactor,
     pub(super) env: minijinja::Environment<'static>,
     pub(super) reporter: Arc<dyn Reporter>,
+    /// Upload sources' checksums, computed once per run.
+    pub(super) checksums: crate::transport::upload::Checksums,
     shared: minijinja::Value,
     facts: HashMap<String, OnceCell<FactsResult>>,
     outputs: Mutex<HashMap<usize, StepOutputs>>,
@@ -280,6 +282,7 @@ pub async fn execute(
         redactor: Redactor::new(&playbook.secrets),
         env: template::environment(),
         reporter: reporter.clone(),
+        checksums: Default::default(),
         shared,
         outputs: Mutex::new(HashMap::new()),
         ancestors: ancestors(&playbook),

@@ -8,12 +8,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use graphrun_plugin_api::shell::quote;
 use graphrun_plugin_api::{Op, Run};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::OnceCell;
 
 use super::script::Arrival;
 use super::{Lease, RunError, Session};
@@ -36,9 +38,41 @@ pub struct Source {
     pub size: u64,
 }
 
+/// A local file's sha256 and size, or why it could not be read.
+type Checksum = Result<(String, u64), String>;
+
+/// Local files' checksums and sizes, each computed once per run however many hosts get it.
+#[derive(Default)]
+pub struct Checksums(Mutex<HashMap<PathBuf, Arc<OnceCell<Checksum>>>>);
+
+impl Checksums {
+    async fn of(&self, path: &Path) -> Checksum {
+        let cell = self
+            .0
+            .lock()
+            .expect("checksums lock")
+            .entry(path.to_path_buf())
+            .or_default()
+            .clone();
+        cell.get_or_init(|| async {
+            let file = path.to_path_buf();
+            tokio::task::spawn_blocking(move || hash_file(&file))
+                .await
+                .map_err(|err| err.to_string())?
+                .map_err(|err| format!("cannot read {}: {err}", path.display()))
+        })
+        .await
+        .clone()
+    }
+}
+
 /// The sources of a node's upload ops, resolved from `base` and hashed (reading each file
-/// once, in chunks); a declared sha256 that does not match refuses the upload.
-pub async fn sources(base: &Path, ops: &[Op]) -> Result<Vec<Source>, String> {
+/// in chunks, once per run); a declared sha256 that does not match refuses the upload.
+pub async fn sources(
+    base: &Path,
+    ops: &[Op],
+    checksums: &Checksums,
+) -> Result<Vec<Source>, String> {
     let mut found = Vec::new();
     for (index, op) in ops.iter().enumerate() {
         let Op::Upload {
@@ -51,13 +85,7 @@ pub async fn sources(base: &Path, ops: &[Op]) -> Result<Vec<Source>, String> {
             continue;
         };
         let path = base.join(source);
-        let (sha256, size) = {
-            let file = path.clone();
-            tokio::task::spawn_blocking(move || hash_file(&file))
-                .await
-                .map_err(|err| err.to_string())?
-                .map_err(|err| format!("cannot read {}: {err}", path.display()))?
-        };
+        let (sha256, size) = checksums.of(&path).await?;
         if let Some(expected) = expected {
             if !sha256.eq_ignore_ascii_case(expected) {
                 return Err(format!(
