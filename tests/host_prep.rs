@@ -89,20 +89,6 @@ impl Hosts {
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
-
-    fn lab(&self, args: &[&str]) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh");
-        let output = Command::new("bash")
-            .arg(script)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "lab.sh {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
 }
 
 /// `--output json` events of one kind.
@@ -369,8 +355,8 @@ fn docker_from_deb_files_on_an_air_gapped_host() {
         "{names:?}"
     );
 
-    hosts.lab(&["airgap", "s1"]);
-    let _reconnect = Reconnect(&hosts);
+    crate::ssh::lab_script(&["airgap", "s1"]);
+    let _reconnect = Reconnect;
     let mirror = hosts.ssh(
         "s1",
         "timeout 5 bash -c 'exec 3<>/dev/tcp/deb.debian.org/80' && echo reached || echo cut",
@@ -407,11 +393,11 @@ fn docker_from_deb_files_on_an_air_gapped_host() {
 }
 
 /// Ends the air gap even when the test fails.
-struct Reconnect<'a>(&'a Hosts);
+struct Reconnect;
 
-impl Drop for Reconnect<'_> {
+impl Drop for Reconnect {
     fn drop(&mut self) {
-        self.0.lab(&["reconnect", "s1"]);
+        crate::ssh::lab_script(&["reconnect", "s1"]);
     }
 }
 

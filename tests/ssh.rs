@@ -143,23 +143,8 @@ impl Lab {
 
     /// Runs a command on a lab host as root, outside graphrun.
     pub(crate) fn ssh(&self, host: &str, command: &str) -> String {
-        let address = lab_ip(host);
-        let output = Command::new("ssh")
-            .args(["-i", &self.lab_dir.join("id_ed25519").display().to_string()])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "LogLevel=ERROR",
-            ])
-            .arg(format!("root@{address}"))
-            .arg(command)
-            .output()
-            .unwrap();
+        let key = self.lab_dir.join("id_ed25519");
+        let output = crate::support::ssh_as_root(&key, &lab_ip(host), command);
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 }
