@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::process::Child;
 
-use super::process::{die_with_graphrun, kill_group, Process};
+use super::process::{kill_group, spawn_owned, Process};
 use super::shell::collect_stderr;
 use super::ssh;
 use crate::playbook::Host;
@@ -31,14 +31,9 @@ impl Master {
         command
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            // Ctrl-C reaches graphrun only, which then closes its connections itself.
-            .process_group(0);
-        die_with_graphrun(&mut command);
-        let mut child = command
-            .spawn()
-            .map_err(|err| format!("cannot start ssh: {err}"))?;
+            .stderr(std::process::Stdio::piped());
+        let mut child =
+            spawn_owned(&mut command).map_err(|err| format!("cannot start ssh: {err}"))?;
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
         let stderr_done = collect_stderr(
             Box::new(child.stderr.take().expect("piped")),

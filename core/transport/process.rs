@@ -39,14 +39,8 @@ impl Process {
         command
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            // Its own process group: a Ctrl-C in the terminal reaches graphrun, which then stops
-            // the shells itself (and everything they started), instead of racing with them.
-            .process_group(0);
-        die_with_graphrun(&mut command);
-        let mut child = command
-            .spawn()
+            .stderr(std::process::Stdio::piped());
+        let mut child = spawn_owned(&mut command)
             .map_err(|err| format!("cannot start {:?}: {err}", command.as_std().get_program()))?;
         Ok(Process {
             stdin: Box::new(child.stdin.take().expect("piped")),
@@ -114,11 +108,21 @@ pub fn kill_group(child: &mut Child) {
     let _ = child.start_kill();
 }
 
+/// Spawns a child that graphrun owns for its whole life: killed when dropped, in a process
+/// group of its own (a Ctrl-C in the terminal reaches graphrun only, which then stops its
+/// children and everything they started, see [`kill_group`], instead of racing with them), and
+/// killed by the kernel if graphrun dies.
+pub fn spawn_owned(command: &mut Command) -> std::io::Result<Child> {
+    command.kill_on_drop(true).process_group(0);
+    die_with_graphrun(command);
+    command.spawn()
+}
+
 /// Makes the kernel kill a child (ssh, or the local `sh`) when graphrun dies, even by SIGKILL,
 /// when no code of graphrun can stop it: a killed run leaves no ssh client behind.
 /// The signal follows the thread that spawned the child; children are spawned from tokio's
 /// worker threads, which live as long as the run.
-pub fn die_with_graphrun(command: &mut Command) {
+fn die_with_graphrun(command: &mut Command) {
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: between fork and exec the closure calls only async-signal-safe functions
     // (prctl, getppid) and touches no memory of the parent.
