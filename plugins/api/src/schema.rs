@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A plugin's self-description, used by validation and by `graphrun plugins NAME`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PluginInfo {
     /// The name steps use in `plugin = "…"`.
     pub name: String,
