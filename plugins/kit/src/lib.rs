@@ -10,12 +10,14 @@
 //! - [`systemd`]: unit files, enable and start, restart on change, health checks;
 //! - [`sysctl`]: kernel modules and sysctl settings, persisted and read back;
 //! - [`arch`]: architecture names for download URLs;
+//! - [`kube_version`]: Kubernetes server versions and the ranges charts support;
 //! - `testkit` (feature `testkit`): request builder, probe stubs, recorded hosts, snapshots.
 
 #![deny(missing_docs)]
 
 pub mod apt;
 pub mod arch;
+pub mod kube_version;
 pub mod os;
 pub mod params;
 pub mod probe;
