@@ -11,17 +11,19 @@
 //! - [`sysctl`]: kernel modules and sysctl settings, persisted and read back;
 //! - [`arch`]: architecture names for download URLs;
 //! - [`kube_version`]: Kubernetes server versions and the ranges charts support;
+//! - [`helm`]: chart releases, upgraded only when their chart version or values differ;
 //! - `testkit` (feature `testkit`): request builder, probe stubs, recorded hosts, snapshots.
 
 #![deny(missing_docs)]
 
 pub mod apt;
 pub mod arch;
+pub mod helm;
 pub mod kube_version;
 pub mod os;
 pub mod params;
 pub mod probe;
 pub mod sysctl;
 pub mod systemd;
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
