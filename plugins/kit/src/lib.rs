@@ -12,6 +12,7 @@
 //! - [`arch`]: architecture names for download URLs;
 //! - [`kube_version`]: Kubernetes server versions and the ranges charts support;
 //! - [`helm`]: chart releases, upgraded only when their chart version or values differ;
+//! - [`names`]: host names and Kubernetes object names, checked as the API server does;
 //! - `testkit` (feature `testkit`): request builder, probe stubs, recorded hosts, snapshots.
 
 #![deny(missing_docs)]
@@ -20,6 +21,7 @@ pub mod apt;
 pub mod arch;
 pub mod helm;
 pub mod kube_version;
+pub mod names;
 pub mod os;
 pub mod params;
 pub mod probe;
