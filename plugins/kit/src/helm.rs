@@ -58,6 +58,30 @@ pub struct Repository {
     pub url: String,
 }
 
+impl Repository {
+    /// `helm repo add --force-update` (a name bound to another URL is replaced). Plan it only
+    /// when [`Installed::repositories`] lacks this name and URL.
+    pub fn add(&self, helm: &str) -> Op {
+        helm_op(
+            helm,
+            &["repo", "add", "--force-update", &self.name, &self.url],
+        )
+    }
+
+    /// `helm repo update NAME`: a fresh index, so a newly pinned chart version is found.
+    pub fn update(&self, helm: &str) -> Op {
+        helm_op(helm, &["repo", "update", &self.name])
+    }
+}
+
+/// A probe of the host's repositories alone (read by [`Installed::parse`]).
+pub fn repositories_probe(name: &str, helm: &str) -> Probe {
+    Probe {
+        name: name.into(),
+        run: Run::Shell(probe::repositories_script(helm)),
+    }
+}
+
 impl<N: Into<String>, U: Into<String>> From<(N, U)> for Repository {
     fn from((name, url): (N, U)) -> Self {
         Repository {
@@ -193,13 +217,7 @@ impl Release {
         let mut ops = Vec::new();
         if let Some(repository) = &self.repository {
             if installed.repositories.get(&repository.name) != Some(&repository.url) {
-                ops.push(self.helm_op(&[
-                    "repo",
-                    "add",
-                    "--force-update",
-                    &repository.name,
-                    &repository.url,
-                ]));
+                ops.push(repository.add(&self.helm));
             }
         }
         ops.push(Op::directory(&self.values_dir).with_mode("0700"));
@@ -209,8 +227,7 @@ impl Release {
             return Ok(ops);
         }
         if let Some(repository) = &self.repository {
-            // A fresh index, so a newly pinned version is found.
-            ops.push(self.helm_op(&["repo", "update", &repository.name]));
+            ops.push(repository.update(&self.helm));
         }
         ops.push(Op::command(Run::Argv(self.upgrade_argv(major)?)));
         Ok(ops)
@@ -253,13 +270,13 @@ impl Release {
         }
         Ok(argv)
     }
+}
 
-    /// A helm command that changes the host.
-    fn helm_op(&self, words: &[&str]) -> Op {
-        let mut argv = vec![self.helm.clone()];
-        argv.extend(words.iter().map(|w| w.to_string()));
-        Op::command(Run::Argv(argv))
-    }
+/// A helm command that changes the host.
+fn helm_op(helm: &str, words: &[&str]) -> Op {
+    let mut argv = vec![helm.to_string()];
+    argv.extend(words.iter().map(|w| w.to_string()));
+    Op::command(Run::Argv(argv))
 }
 
 /// A release name (Helm: at most 53 characters, DNS-1123 with dots) or a namespace (a label).

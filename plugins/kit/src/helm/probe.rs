@@ -23,8 +23,9 @@ pub struct Installed {
     pub values: Map<String, Value>,
 }
 
-/// The probe's script. Every part may fail (no helm, no cluster, no release): each section is
-/// then empty, and the release counts as missing (the upgrade then says why it cannot run).
+/// The release probe's script. Every part may fail (no helm, no cluster, no release): its
+/// section is then empty, and the release counts as missing (the upgrade then says why it
+/// cannot run).
 pub(super) fn script(release: &Release) -> String {
     let helm = quote(&release.helm);
     let mut target = vec!["--namespace".to_string(), release.namespace.clone()];
@@ -34,7 +35,7 @@ pub(super) fn script(release: &Release) -> String {
     let target = join(&target);
     let filter = quote(&format!("^{}$", release.name.replace('.', "\\.")));
     let name = quote(&release.name);
-    [
+    sections(&[
         (
             "version",
             format!("{helm} version --template '{{{{.Version}}}}'"),
@@ -48,10 +49,22 @@ pub(super) fn script(release: &Release) -> String {
             "values",
             format!("{helm} get values {name} {target} -o json"),
         ),
-    ]
-    .iter()
-    .map(|(section, command)| format!("echo '{SECTION}{section}'\n{command} 2>/dev/null; echo\n"))
-    .collect::<String>()
+    ])
+}
+
+/// The script of a probe of the repositories alone.
+pub(super) fn repositories_script(helm: &str) -> String {
+    sections(&[("repositories", format!("{} repo list -o json", quote(helm)))])
+}
+
+/// Each command's output under its section line; the script always succeeds.
+fn sections(commands: &[(&str, String)]) -> String {
+    commands
+        .iter()
+        .map(|(section, command)| {
+            format!("echo '{SECTION}{section}'\n{command} 2>/dev/null; echo\n")
+        })
+        .collect::<String>()
         + "exit 0"
 }
 
