@@ -46,6 +46,7 @@
 
 #![deny(missing_docs)]
 
+mod artifact;
 mod error;
 pub mod ffi;
 mod op;
@@ -54,6 +55,7 @@ mod plan;
 mod schema;
 pub mod shell;
 
+pub use artifact::Checksum;
 pub use error::PluginError;
 pub use op::{valid_mode, Attrs, Op, Run};
 pub use params::Params;

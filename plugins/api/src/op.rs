@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Checksum;
+
 /// A command: a string run by `sh -c`, or an argv quoted word by word.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -135,6 +137,20 @@ pub enum Op {
         /// Expected sha256 of the source, checked before anything is sent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sha256: Option<String>,
+        /// Mode and owner.
+        #[serde(flatten)]
+        attrs: Attrs,
+    },
+    /// A file downloaded by the control machine (once per run, through the playbook's
+    /// `[artifacts]` mirror or folder when it has one), verified, and uploaded to hosts whose
+    /// copy differs. Build it with [`Op::artifact`].
+    Artifact {
+        /// The upstream URL (never a mirror's: the engine maps it to the mirror).
+        url: String,
+        /// How to know the file is the right one.
+        checksum: Checksum,
+        /// Remote path.
+        path: String,
         /// Mode and owner.
         #[serde(flatten)]
         attrs: Attrs,
@@ -276,24 +292,31 @@ impl Op {
         }
     }
 
-    /// Sets mode, owner and group on a file, directory or upload (no effect on other ops).
+    /// Sets mode, owner and group on a file, directory, upload or artifact (no effect on
+    /// other ops).
     pub fn with_attrs(mut self, new: Attrs) -> Self {
-        if let Op::File { attrs, .. } | Op::Directory { attrs, .. } | Op::Upload { attrs, .. } =
-            &mut self
-        {
+        if let Some(attrs) = self.attrs_mut() {
             *attrs = new;
         }
         self
     }
 
-    /// Sets the mode (octal, e.g. `"0644"`) on a file, directory or upload.
+    /// Sets the mode (octal, e.g. `"0644"`) on a file, directory, upload or artifact.
     pub fn with_mode(mut self, mode: &str) -> Self {
-        if let Op::File { attrs, .. } | Op::Directory { attrs, .. } | Op::Upload { attrs, .. } =
-            &mut self
-        {
+        if let Some(attrs) = self.attrs_mut() {
             attrs.mode = Some(mode.to_string());
         }
         self
+    }
+
+    fn attrs_mut(&mut self) -> Option<&mut Attrs> {
+        match self {
+            Op::File { attrs, .. }
+            | Op::Directory { attrs, .. }
+            | Op::Upload { attrs, .. }
+            | Op::Artifact { attrs, .. } => Some(attrs),
+            _ => None,
+        }
     }
 
     /// Whether this op can change the host (a read-only check or a fetch cannot).
@@ -351,6 +374,15 @@ impl Op {
             Op::Block { path, id, .. } => format!("block `{id}` in {path}"),
             Op::Fetch { path, to } => format!("fetch {path} → {to}"),
             Op::Upload { source, path, .. } => format!("upload {source} → {path}"),
+            Op::Artifact {
+                url,
+                checksum,
+                path,
+                attrs,
+            } => format!(
+                "artifact {url} → {path} ({checksum}{})",
+                attrs_suffix(attrs)
+            ),
         }
     }
 }

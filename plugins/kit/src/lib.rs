@@ -10,6 +10,7 @@
 //! - [`systemd`]: unit files, enable and start, restart on change, health checks;
 //! - [`sysctl`]: kernel modules and sysctl settings, persisted and read back;
 //! - [`arch`]: architecture names for download URLs;
+//! - [`artifacts`]: upstream URLs and checksum files of kubectl, helm, rke and rke2 releases;
 //! - [`kube_version`]: Kubernetes server versions and the ranges charts support;
 //! - [`helm`]: chart releases, upgraded only when their chart version or values differ;
 //! - [`names`]: host names and Kubernetes object names, checked as the API server does;
@@ -19,6 +20,7 @@
 
 pub mod apt;
 pub mod arch;
+pub mod artifacts;
 pub mod helm;
 pub mod kube_version;
 pub mod names;
