@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::skip;
+
 /// The version the harness builds (tests/k8s/build.sh), with its version ldflags.
 const KUBERNETES_VERSION: &str = "v1.34.4";
 /// The chart served by the harness's chart repository (../shared/charts).
@@ -17,15 +19,6 @@ struct Cluster {
     bin: PathBuf,
     /// Served from the control-plane host when ../shared/charts is there (always in CI).
     chart_repo: Option<String>,
-}
-
-/// Prints why a test does not run; under CI=true that is a failure instead.
-fn skip(missing: &str, how: &str) {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI must provide {missing} ({how})"
-    );
-    eprintln!("skipped: no {missing} ({how})");
 }
 
 fn cluster() -> Option<Cluster> {

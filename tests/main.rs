@@ -1,7 +1,8 @@
 //! graphrun's integration tests, compiled as one binary so the suite links once.
 //! Modules that need lab hosts (`ssh`, `uploads`, part of `sessions`) or the Kubernetes control
-//! plane on one (`kubernetes`) skip unless GRAPHRUN_LAB_INVENTORY / GRAPHRUN_K8S_KUBECONFIG is
-//! set, and fail instead of skipping when CI=true (CI starts both).
+//! plane and artifact mirror on one (`kubernetes`, `mirror`) skip unless GRAPHRUN_LAB_INVENTORY /
+//! GRAPHRUN_K8S_KUBECONFIG / GRAPHRUN_MIRROR is set, and fail instead of skipping when CI=true
+//! (CI starts them all).
 
 mod support;
 
@@ -15,6 +16,7 @@ mod fuzz_input;
 mod graph;
 mod host_prep;
 mod kubernetes;
+mod mirror;
 mod regression;
 mod report;
 mod scheduler;

@@ -7,9 +7,10 @@
 # `up` needs the binaries (tests/k8s/build.sh) and the lab host (tests/lab/lab.sh up 4): it copies
 # the binaries, the PKI and kwok's config into the host (over ssh, only when they changed), starts
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok there (control-plane.sh),
-# waits for /readyz from this machine, registers a kwok node and waits for it to be Ready. When
-# the chart fixtures are beside the repo (../shared/charts, or GRAPHRUN_SHARED_DIR/charts) they are
-# served from the host as a chart repository over HTTP. `down` stops it all and wipes etcd.
+# waits for /readyz from this machine, registers a kwok node and waits for it to be Ready. The
+# artifact mirror (mirror.sh) is served from the host over HTTP (port 8880). When the chart
+# fixtures are beside the repo (../shared/charts, or GRAPHRUN_SHARED_DIR/charts) they are served
+# from the host as a chart repository over HTTP. `down` stops it all and wipes etcd.
 #
 # The host is h4 by default (GRAPHRUN_K8S_HOST): the SSH tests stop, cut off and re-key h1..h3.
 set -euo pipefail
@@ -28,6 +29,7 @@ KUBECONFIG_FILE=$PKI/admin.kubeconfig
 SHARED=${GRAPHRUN_SHARED_DIR:-$REPO/../shared}
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 REMOTE_ROOT=/opt/graphrun-k8s
+MIRROR_PORT=8880  # as control-plane.sh serves it
 
 on_host() {
     ssh -F /dev/null -i "$GRAPHRUN_LAB_KEY" -o BatchMode=yes -o StrictHostKeyChecking=no \
@@ -61,6 +63,10 @@ copy_to_host() {
     mapfile -t pki_files < <(cd "$PKI" && find . -maxdepth 1 -type f ! -name 'admin.*' ! -name '.*' -printf '%f\n' | sort)
     copy_tree pki "$PKI" "${pki_files[@]}"
     copy_tree conf "$HERE" control-plane.sh kwok.yaml
+    local mirror files
+    mirror=$(bash "$HERE/mirror.sh" build)
+    mapfile -t files < <(cd "$mirror" && find . -type f ! -name '.*' | sort)
+    copy_tree mirror "$mirror" "${files[@]}"
     if [[ -f $SHARED/charts/index.yaml ]]; then
         mapfile -t charts < <(cd "$SHARED/charts" && find . -maxdepth 1 -type f -printf '%f\n' | sort)
         copy_tree charts "$SHARED/charts" "${charts[@]}"
@@ -99,6 +105,9 @@ cmd_env() {
     printf 'export GRAPHRUN_K8S_KUBECONFIG=%q\n' "$KUBECONFIG_FILE"
     printf 'export GRAPHRUN_K8S_BIN=%q\n' "$K8S_BIN"
     printf 'export GRAPHRUN_K8S_API=%q\n' "https://$HOST_IP:6443"
+    # The artifact mirror over HTTP, and the same layout as a local folder.
+    printf 'export GRAPHRUN_MIRROR=%q\n' "http://$HOST_IP:$MIRROR_PORT"
+    printf 'export GRAPHRUN_MIRROR_DIR=%q\n' "$K8S_CACHE/mirror"
     # Only when there is a chart repository to serve (tests that need one skip without it).
     [[ -f $SHARED/charts/index.yaml ]] && printf 'export GRAPHRUN_K8S_CHART_REPO=%q\n' "http://$HOST_IP:8879"
     return 0

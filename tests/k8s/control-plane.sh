@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs INSIDE the lab host that carries the test control plane (cluster.sh copies it there with
 # the binaries and the PKI under /opt/graphrun-k8s). Starts or stops etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok and a chart repository (python3 http.server).
+# kube-controller-manager, kube-scheduler, kwok, the artifact mirror and a chart repository
+# (python3 http.server).
 #
 #   control-plane.sh start API_IP | stop | health
 #
-# Everything but the API server (0.0.0.0:6443) and the chart repository (API_IP:8879) listens on
-# 127.0.0.1. Network safety: kwok gives pods loopback addresses (127.100.0.0/16, node IP
+# Everything but the API server (0.0.0.0:6443), the artifact mirror (API_IP:8880) and the chart
+# repository (API_IP:8879) listens on 127.0.0.1. Network safety: kwok gives pods loopback addresses (127.100.0.0/16, node IP
 # 127.0.0.1), so no Service ever gets a routable endpoint, and the API server resolves webhooks
 # through endpoints (--enable-aggregator-routing), never dialling a ClusterIP (10.96.x.x).
 set -euo pipefail
@@ -17,8 +18,9 @@ RUN=/run/graphrun-k8s          # pid files (the host's /run is a tmpfs: gone wit
 DATA=/var/lib/graphrun-k8s     # etcd's data, wiped by stop
 LOGS=/var/log/graphrun-k8s
 CHART_REPO_PORT=8879
+MIRROR_PORT=8880
 # Stopped in this order (the reverse of start).
-COMPONENTS=(chart-repo kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
+COMPONENTS=(mirror chart-repo kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
 
 die() { printf 'control-plane: error: %s\n' "$*" >&2; exit 1; }
 
@@ -98,6 +100,9 @@ start() {
         --node-ip=127.0.0.1 --cidr=127.100.0.0/16 --node-lease-duration-seconds=40
     if [[ -d $ROOT/charts ]]; then
         launch chart-repo python3 -m http.server "$CHART_REPO_PORT" --bind "$api_ip" --directory "$ROOT/charts"
+    fi
+    if [[ -d $ROOT/mirror ]]; then
+        launch mirror python3 -m http.server "$MIRROR_PORT" --bind "$api_ip" --directory "$ROOT/mirror"
     fi
     health
 }
