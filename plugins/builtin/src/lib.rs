@@ -20,6 +20,10 @@ pub fn plugins() -> Vec<Arc<dyn Plugin>> {
     plugins.push(Arc::new(graphrun_plugin_fetch::FetchPlugin));
     #[cfg(feature = "file")]
     plugins.push(Arc::new(graphrun_plugin_file::FilePlugin));
+    #[cfg(feature = "helm")]
+    plugins.push(Arc::new(graphrun_plugin_helm::HelmPlugin));
+    #[cfg(feature = "kubectl")]
+    plugins.push(Arc::new(graphrun_plugin_kubectl::KubectlPlugin));
     #[cfg(feature = "preflight")]
     plugins.push(Arc::new(graphrun_plugin_preflight::PreflightPlugin));
     #[cfg(feature = "swap")]
