@@ -10,7 +10,12 @@ pub struct Redactor {
 impl Redactor {
     /// A redactor for these secret values.
     pub fn new(secrets: &[String]) -> Self {
-        let mut secrets: Vec<String> = secrets.iter().filter(|s| !s.is_empty()).cloned().collect();
+        let mut secrets: Vec<String> = secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .flat_map(|s| [s.clone(), json_escaped(s)])
+            .collect();
+        secrets.dedup();
         // Longest first, so a secret containing another is hidden whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Redactor { secrets }
@@ -42,5 +47,26 @@ impl Redactor {
             ),
             other => other.clone(),
         }
+    }
+}
+
+/// A secret as it reads inside a JSON string: plugins write values files as JSON, where a `"`
+/// or a backslash in a secret is escaped, and the plain form would not match.
+fn json_escaped(secret: &str) -> String {
+    let quoted = serde_json::to_string(secret).expect("a string serializes");
+    quoted[1..quoted.len() - 1].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_is_hidden_in_json_too() {
+        let secret = r#"pa"ss\word"#.to_string();
+        let redactor = Redactor::new(&[secret.clone()]);
+        let json = serde_json::json!({ "password": secret }).to_string();
+        assert_eq!(redactor.redact(&json), r#"{"password":"***"}"#);
+        assert_eq!(redactor.redact(&format!("x {secret} y")), "x *** y");
     }
 }
