@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn a_secret_is_hidden_in_json_too() {
         let secret = r#"pa"ss\word"#.to_string();
-        let redactor = Redactor::new(&[secret.clone()]);
+        let redactor = Redactor::new(std::slice::from_ref(&secret));
         let json = serde_json::json!({ "password": secret }).to_string();
         assert_eq!(redactor.redact(&json), r#"{"password":"***"}"#);
         assert_eq!(redactor.redact(&format!("x {secret} y")), "x *** y");
