@@ -12,6 +12,7 @@
 //! - [`arch`]: architecture names for download URLs;
 //! - [`artifacts`]: upstream URLs and checksum files of kubectl, helm, rke and rke2 releases;
 //! - [`kube_version`]: Kubernetes server versions and the ranges charts support;
+//! - [`chart`]: the parameters every chart step shares, read into a [`helm::Release`];
 //! - [`helm`]: chart releases, upgraded only when their chart version or values differ;
 //! - [`names`]: host names and Kubernetes object names, checked as the API server does;
 //! - `testkit` (feature `testkit`): request builder, probe stubs, recorded hosts, snapshots.
@@ -21,6 +22,7 @@
 pub mod apt;
 pub mod arch;
 pub mod artifacts;
+pub mod chart;
 pub mod helm;
 pub mod kube_version;
 pub mod names;
