@@ -465,7 +465,7 @@ fn builtin_file_plugin_built_both_ways_plans_identically() {
                 name: "node1".into(),
                 address: "10.0.0.1".into(),
                 groups: vec!["workers".into()],
-                vars: Default::default(),
+                ..Default::default()
             },
             params: params.clone(),
             facts: BTreeMap::from([("os_id".to_string(), "debian".to_string())]),

@@ -112,6 +112,11 @@ pub async fn run_node(
         probes: BTreeMap::new(),
         fetch_dir: cx.fetch_dir(&host).display().to_string(),
         playbook_dir: cx.playbook.dir().display().to_string(),
+        inventory: if entry.info.needs_inventory {
+            cx.inventory()
+        } else {
+            Vec::new()
+        },
     };
     let mut attempt = 0;
     loop {

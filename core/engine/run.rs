@@ -180,6 +180,15 @@ impl RunContext {
         self.host_infos[host].clone()
     }
 
+    /// Every host as plugins see it, in inventory order.
+    pub(super) fn inventory(&self) -> Vec<HostInfo> {
+        self.playbook
+            .hosts
+            .iter()
+            .map(|h| self.host_info(&h.name))
+            .collect()
+    }
+
     pub(super) fn fetch_dir(&self, host: &str) -> PathBuf {
         self.data_dir.join("fetched").join(host)
     }

@@ -97,6 +97,7 @@ impl Host {
         HostInfo {
             name: self.name.clone(),
             address: self.address.clone(),
+            user: self.connection.user.clone(),
             groups: self.groups.clone(),
             vars: self.vars.clone(),
         }

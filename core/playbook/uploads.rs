@@ -71,6 +71,11 @@ fn unreadable_uploads(
         probes: BTreeMap::new(),
         fetch_dir: String::new(),
         playbook_dir: base.display().to_string(),
+        inventory: if entry.info.needs_inventory {
+            hosts.iter().map(Host::info).collect()
+        } else {
+            Vec::new()
+        },
     };
     let Ok(PlanResponse::Plan(plan)) = entry.plugin.plan(&request) else {
         return Vec::new();

@@ -162,8 +162,7 @@ fn placeholder_info() -> PluginInfo {
         summary: String::new(),
         params: vec![],
         outputs: vec![],
-        needs_facts: false,
-        exclusive: false,
+        ..Default::default()
     }
 }
 

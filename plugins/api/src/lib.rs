@@ -24,8 +24,7 @@
 //!             summary: "Sets /etc/motd".into(),
 //!             params: vec![ParamSpec::required("text", ParamKind::String, "The message")],
 //!             outputs: vec![],
-//!             needs_facts: false,
-//!             exclusive: false,
+//!             ..Default::default()
 //!         }
 //!     }
 //!

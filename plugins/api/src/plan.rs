@@ -13,6 +13,9 @@ pub struct HostInfo {
     pub name: String,
     /// Address used to reach it.
     pub address: String,
+    /// Login user of its connection, when the inventory sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Groups it belongs to.
     pub groups: Vec<String>,
     /// Its `vars` table.
@@ -36,6 +39,10 @@ pub struct PlanRequest {
     pub fetch_dir: String,
     /// Folder of the playbook (relative [`Op::Upload`] sources are resolved from here).
     pub playbook_dir: String,
+    /// Every host of the inventory, in inventory order (only when the plugin's info sets
+    /// `needs_inventory`: a cluster installer describes all nodes from the one it runs on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inventory: Vec<HostInfo>,
 }
 
 /// A read-only command whose result the plugin needs before it can plan.

@@ -19,6 +19,9 @@ pub struct PluginInfo {
     /// Whether plans need the host's gathered facts (`os_id`, `arch`, …); costs one round trip.
     #[serde(default)]
     pub needs_facts: bool,
+    /// Whether plans need every host of the inventory ([`crate::PlanRequest::inventory`]).
+    #[serde(default)]
+    pub needs_inventory: bool,
     /// Whether the step's nodes must never run at the same time as another exclusive node on
     /// the same host (package managers hold a lock: two apt steps must not overlap).
     #[serde(default)]

@@ -26,6 +26,8 @@ pub fn plugins() -> Vec<Arc<dyn Plugin>> {
     plugins.push(Arc::new(graphrun_plugin_kubectl::KubectlPlugin));
     #[cfg(feature = "preflight")]
     plugins.push(Arc::new(graphrun_plugin_preflight::PreflightPlugin));
+    #[cfg(feature = "rke")]
+    plugins.push(Arc::new(graphrun_plugin_rke::RkePlugin));
     #[cfg(feature = "swap")]
     plugins.push(Arc::new(graphrun_plugin_swap::SwapPlugin));
     #[cfg(feature = "sysctl")]

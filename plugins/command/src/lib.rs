@@ -42,8 +42,7 @@ impl Plugin for CommandPlugin {
                 ParamSpec::optional("cwd", ParamKind::String, "Working directory"),
             ],
             outputs: vec![],
-            needs_facts: false,
-            exclusive: false,
+            ..Default::default()
         }
     }
 

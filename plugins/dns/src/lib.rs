@@ -17,7 +17,7 @@ use graphrun_plugin_api::{
     Run,
 };
 use graphrun_plugin_kit::params::{specs, Args, Param};
-use graphrun_plugin_kit::{os, probe};
+use graphrun_plugin_kit::{os, probe, report};
 use serde_json::Value;
 
 const PROBE_RESOLVER: &str = "resolver";
@@ -65,8 +65,7 @@ impl Plugin for DnsPlugin {
             summary: "Keeps names in /etc/hosts and nameservers/search domains in the resolver the host uses".into(),
             params: specs(PARAMS),
             outputs: vec!["kubelet_resolv_conf".into()],
-            needs_facts: false,
-            exclusive: false,
+            ..Default::default()
         }
     }
 
@@ -191,12 +190,9 @@ fn plan(config: &Config, request: &PlanRequest) -> Plan {
         }
     }
     let kubelet_resolv_conf = if stub {
-        ops.push(Op::check(Run::Shell(format!(
-            "echo {} >&2",
-            quote(&format!(
-                "warning: {RESOLV_CONF} is systemd-resolved's 127.0.0.53 stub: kubelet must read {RESOLVED_UPSTREAM} (output kubelet_resolv_conf) or CoreDNS loops"
-            ))
-        ))));
+        ops.push(report::warning(&format!(
+            "{RESOLV_CONF} is systemd-resolved's 127.0.0.53 stub: kubelet must read {RESOLVED_UPSTREAM} (output kubelet_resolv_conf) or CoreDNS loops"
+        )));
         RESOLVED_UPSTREAM
     } else {
         RESOLV_CONF

@@ -57,8 +57,8 @@ impl Plugin for DockerPlugin {
             summary: "Installs Docker Engine (Docker's repository, the distribution, or offline .deb files), adds users to the docker group, starts it and checks it answers".into(),
             params: specs(PARAMS),
             outputs: vec![],
-            needs_facts: false,
             exclusive: true,
+            ..Default::default()
         }
     }
 

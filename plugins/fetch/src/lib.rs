@@ -25,8 +25,7 @@ impl Plugin for FetchPlugin {
                 ),
             ],
             outputs: vec!["local_path".into()],
-            needs_facts: false,
-            exclusive: false,
+            ..Default::default()
         }
     }
 

@@ -40,8 +40,7 @@ impl Plugin for FilePlugin {
                 .into(),
             params: specs(PARAMS),
             outputs: vec![],
-            needs_facts: false,
-            exclusive: false,
+            ..Default::default()
         }
     }
 

@@ -15,6 +15,7 @@
 //! - [`chart`]: the parameters every chart step shares, read into a [`helm::Release`];
 //! - [`helm`]: chart releases, upgraded only when their chart version or values differ;
 //! - [`names`]: host names and Kubernetes object names, checked as the API server does;
+//! - [`report`]: warnings listed under the recap;
 //! - `testkit` (feature `testkit`): request builder, probe stubs, recorded hosts, snapshots.
 
 #![deny(missing_docs)]
@@ -29,6 +30,7 @@ pub mod names;
 pub mod os;
 pub mod params;
 pub mod probe;
+pub mod report;
 pub mod sysctl;
 pub mod systemd;
 #[cfg(any(test, feature = "testkit"))]

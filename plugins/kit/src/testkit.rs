@@ -120,6 +120,24 @@ impl Request {
         self
     }
 
+    /// On this inventory host (name, address, user, groups, vars).
+    pub fn on(mut self, host: HostInfo) -> Self {
+        self.request.host = host;
+        self
+    }
+
+    /// With every host of the inventory (for plugins that declare `needs_inventory`).
+    pub fn inventory(mut self, hosts: Vec<HostInfo>) -> Self {
+        self.request.inventory = hosts;
+        self
+    }
+
+    /// With this local fetch folder (outputs name fetched files under it).
+    pub fn fetch_dir(mut self, dir: &str) -> Self {
+        self.request.fetch_dir = dir.into();
+        self
+    }
+
     /// Sets a fact (for plugins that declare `needs_facts`).
     pub fn fact(mut self, name: &str, value: &str) -> Self {
         self.request.facts.insert(name.into(), value.into());

@@ -41,8 +41,7 @@ impl Plugin for PreflightPlugin {
             summary: "Read-only checks before a cluster install, every finding at once; `fail_on` chooses the fatal ones".into(),
             params: specs(PARAMS),
             outputs: vec!["findings".into()],
-            needs_facts: false,
-            exclusive: false,
+            ..Default::default()
         }
     }
 

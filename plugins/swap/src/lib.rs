@@ -49,8 +49,7 @@ impl Plugin for SwapPlugin {
             summary: "Turns swap off now and for good: swapoff, fstab lines commented out, swap units masked".into(),
             params: specs(PARAMS),
             outputs: vec![],
-            needs_facts: false,
-            exclusive: false,
+            ..Default::default()
         }
     }
 

@@ -55,8 +55,7 @@ impl Plugin for SysctlPlugin {
                 .into(),
             params: specs(PARAMS),
             outputs: vec!["changed_keys".into()],
-            needs_facts: false,
-            exclusive: false,
+            ..Default::default()
         }
     }
 

@@ -106,7 +106,7 @@ impl Plugin for MinioPlugin {
             ],
             outputs: vec!["endpoint".into()],
             needs_facts: true,
-            exclusive: false,
+            ..Default::default()
         }
     }
 
