@@ -101,6 +101,7 @@ impl Plugin for RkePlugin {
             summary: "A Kubernetes cluster with RKE1 (cluster.yml, rke up) or RKE2 (config.yaml, rke2-server/rke2-agent); outputs its kubeconfig".into(),
             params: specs(PARAMS),
             outputs: vec!["kubeconfig".into(), "api_server".into()],
+            needs_facts: true,
             needs_inventory: true,
             ..Default::default()
         }
@@ -120,6 +121,15 @@ impl Plugin for RkePlugin {
             Distribution::Rke2(settings) => rke2::plan(&settings, request),
         }
     }
+}
+
+/// The step's host's architecture (`uname -m`), from its facts.
+fn host_arch(request: &PlanRequest) -> Result<&str, PluginError> {
+    request
+        .facts
+        .get("arch")
+        .map(String::as_str)
+        .ok_or_else(|| PluginError::new("the host's architecture is unknown (no `arch` fact)"))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use graphrun_plugin_api::{HostInfo, PluginError};
+use graphrun_plugin_kit::names;
 use serde_json::Value;
 
 use crate::cluster_yml::Node;
@@ -135,9 +136,10 @@ pub fn check(nodes: &[Labelled]) -> Vec<String> {
                     "the cluster can't have duplicate node {name}: {label} repeats a hostname_override"
                 ));
             }
-            if !is_dns_subdomain(name) {
+            if let Err(invalid) = names::check_object_name("nodes", name, 253) {
                 problems.push(format!(
-                    "hostname_override `{name}` for {label} is not valid: Kubernetes node names are lower-case letters, digits, `-` and `.`"
+                    "hostname_override for {label}: {}",
+                    invalid.message
                 ));
             }
         }
@@ -173,33 +175,10 @@ fn nodes_error(message: impl Into<String>) -> PluginError {
     PluginError::param("nodes", message)
 }
 
-/// A DNS-1123 subdomain, as Kubernetes requires of node names (and RKE of `hostname_override`).
-fn is_dns_subdomain(name: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            let bytes = label.as_bytes();
-            !bytes.is_empty()
-                && alnum(bytes[0])
-                && alnum(bytes[bytes.len() - 1])
-                && bytes.iter().all(|&b| alnum(b) || b == b'-')
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn dns_subdomains() {
-        assert!(is_dns_subdomain("master"));
-        assert!(is_dns_subdomain("node-1.lab"));
-        assert!(!is_dns_subdomain("Node_1"));
-        assert!(!is_dns_subdomain("-a"));
-        assert!(!is_dns_subdomain("a..b"));
-    }
 
     #[test]
     fn inventory_hosts_outside_the_role_groups_are_not_nodes() {

@@ -4,12 +4,12 @@
 use graphrun_plugin_api::shell::quote;
 use graphrun_plugin_api::{Op, Plan, PlanRequest, PlanResponse, PluginError, Run};
 use graphrun_plugin_kit::params::Args;
-use graphrun_plugin_kit::report;
+use graphrun_plugin_kit::{artifacts, report};
 use serde_json::Value;
 
 use crate::cluster_yml::{ClusterConfig, Ingress, Network};
 use crate::nodes::{self, Labelled};
-use crate::version;
+use crate::{host_arch, version};
 
 /// Where the rke binary is installed on the step's host.
 const RKE_BINARY: &str = "/usr/local/bin/rke";
@@ -25,7 +25,7 @@ const CNIS: [&str; 5] = ["canal", "flannel", "calico", "weave", "none"];
 #[derive(Debug)]
 pub struct Settings {
     /// rke release, e.g. `v1.8.5`.
-    pub version: String,
+    version: String,
     kubernetes_version: String,
     /// Kubernetes minor, `None` while the version is an unrendered template.
     kubernetes_minor: Option<u32>,
@@ -133,8 +133,10 @@ pub fn plan(settings: &Settings, request: &PlanRequest) -> Result<PlanResponse, 
     let config = settings.cluster_config(&nodes).to_yaml();
     let dir = settings.dir.trim_end_matches('/');
     let in_dir = |name: &str| format!("{dir}/{name}");
+    let rke = artifacts::rke(&settings.version, host_arch(request)?)?;
     let ops = vec![
         report::warning(version::RKE1_END_OF_LIFE),
+        rke.to(RKE_BINARY).with_mode("0755"),
         Op::directory(dir).with_mode("0700"),
         Op::file(&in_dir("cluster.yml"), &config).with_mode("0600"),
         rke_up(dir),

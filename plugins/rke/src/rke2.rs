@@ -9,9 +9,11 @@
 use graphrun_plugin_api::shell::quote;
 use graphrun_plugin_api::{Op, Plan, PlanRequest, PlanResponse, PluginError, Run};
 use graphrun_plugin_kit::params::Args;
-use graphrun_plugin_kit::{probe, systemd};
+use graphrun_plugin_kit::{artifacts, probe, systemd};
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::host_arch;
 
 /// RKE2's configuration folder.
 const CONFIG_DIR: &str = "/etc/rancher/rke2";
@@ -26,6 +28,12 @@ const SUPERVISOR_PORT: u16 = 9345;
 /// How long a server may take to write its kubeconfig after it started.
 const KUBECONFIG_WAIT_SECONDS: u32 = 300;
 const PROBE_CONFIG: &str = "config";
+/// Where release files are kept on the host.
+const DOWNLOADS: &str = "/var/lib/graphrun/rke2";
+/// sha256 of the tarball last unpacked into /usr/local.
+const INSTALLED: &str = "/var/lib/graphrun/rke2/installed.sha256";
+/// Where RKE2 imports image archives from when it starts (air-gapped sites).
+const IMAGES_DIR: &str = "/var/lib/rancher/rke2/agent/images";
 /// Group whose hosts run rke2-server (the others run rke2-agent).
 const SERVER_GROUP: &str = "controlplane";
 
@@ -64,14 +72,14 @@ impl Rke2Config {
 #[derive(Debug)]
 pub struct Settings {
     /// RKE2 release, e.g. `v1.34.5+rke2r1`.
-    pub version: String,
+    version: String,
     token: String,
     server: Option<String>,
     cni: String,
     ingress: Option<String>,
     tls_san: Vec<String>,
     /// Whether the images archive is installed too.
-    pub airgap: bool,
+    airgap: bool,
 }
 
 impl Settings {
@@ -156,10 +164,11 @@ pub fn plan(settings: &Settings, request: &PlanRequest) -> Result<PlanResponse, 
         "rke2-agent.service"
     };
     let config = settings.config(request).to_yaml();
-    let mut ops = vec![
+    let mut ops = install(settings, host_arch(request)?, unit)?;
+    ops.extend([
         Op::directory(CONFIG_DIR).with_mode("0700"),
         Op::file(&config_path(), &config).with_mode("0600"),
-    ];
+    ]);
     if probe::file_content(request, PROBE_CONFIG).is_some_and(|current| current != config) {
         ops.push(systemd::restart(unit));
     }
@@ -182,6 +191,42 @@ pub fn plan(settings: &Settings, request: &PlanRequest) -> Result<PlanResponse, 
         );
     }
     Ok(plan.into())
+}
+
+/// The release tarball unpacked into /usr/local (as RKE2's installer does for tarballs) unless
+/// this very tarball was the last one unpacked; a running service restarts on the new binary.
+/// With `airgap`, the images archive where RKE2 imports images from at start.
+fn install(settings: &Settings, arch: &str, unit: &str) -> Result<Vec<Op>, PluginError> {
+    let tarball = artifacts::rke2(&settings.version, arch)?;
+    let local = format!("{DOWNLOADS}/{}", file_name(&tarball.url));
+    let mut ops = vec![
+        Op::directory(DOWNLOADS).with_mode("0755"),
+        tarball.to(&local).with_mode("0644"),
+        Op::command_unless(
+            Run::Shell(format!(
+                "tar xzf {local} -C /usr/local && sha256sum {local} > {INSTALLED} \
+                 && {{ ! systemctl is-active --quiet {unit} || systemctl restart {unit}; }}",
+                local = quote(&local),
+            )),
+            Run::Shell(format!(
+                "test -x /usr/local/bin/rke2 && sha256sum --quiet -c {INSTALLED}"
+            )),
+        ),
+    ];
+    if settings.airgap {
+        let images = artifacts::rke2_images(&settings.version, arch)?;
+        ops.push(Op::directory(IMAGES_DIR).with_mode("0755"));
+        ops.push(
+            images
+                .to(&format!("{IMAGES_DIR}/{}", file_name(&images.url)))
+                .with_mode("0644"),
+        );
+    }
+    Ok(ops)
+}
+
+fn file_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
 }
 
 fn config_path() -> String {

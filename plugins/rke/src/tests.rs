@@ -48,6 +48,7 @@ fn plan(params: Value, on: HostInfo, hosts: Vec<HostInfo>) -> Result<Plan, Plugi
         .on(on)
         .inventory(hosts)
         .fetch_dir(FETCH_DIR)
+        .fact("arch", "x86_64")
         .plan(&RkePlugin, |_| None)
 }
 
@@ -200,7 +201,7 @@ fn rke_node_rules_are_checked_at_validate() {
         ),
         (
             json!([cp, {"address": "b", "user": "u", "role": ["worker"], "hostname_override": "Worker_1"}]),
-            "hostname_override `Worker_1` for node 2 of `nodes` is not valid",
+            "hostname_override for node 2 of `nodes`: `Worker_1` is not a Kubernetes name",
         ),
         (
             json!([cp, {"address": "b", "user": "u", "role": ["worker"], "labels": {}}]),
@@ -307,6 +308,7 @@ fn rke2_plan(params: Value, on: HostInfo) -> Plan {
     Request::new(params)
         .on(on)
         .fetch_dir(FETCH_DIR)
+        .fact("arch", "x86_64")
         .plan(&RkePlugin, |_| None)
         .unwrap()
 }
@@ -362,9 +364,19 @@ fn a_changed_rke2_config_restarts_the_service() {
     let on = host("s1", "10.77.3.101", &["controlplane"]);
     let plan = Request::new(rke2_params(json!({})))
         .on(on)
+        .fact("arch", "x86_64")
         .plan(&RkePlugin, |probe| {
             (probe.name == "config").then(|| testkit::ok("token: old\n"))
         })
         .unwrap();
     assert!(render(&plan).contains("systemctl restart rke2-server.service"));
+}
+
+#[test]
+fn rke2_airgap_installs_the_images_archive_where_rke2_imports_it() {
+    let on = host("s1", "10.77.3.101", &["controlplane"]);
+    let text = render(&rke2_plan(rke2_params(json!({"airgap": true})), on.clone()));
+    assert!(text.contains("artifact https://github.com/rancher/rke2/releases/download/v1.34.5%2Brke2r1/rke2-images.linux-amd64.tar.zst → /var/lib/rancher/rke2/agent/images/rke2-images.linux-amd64.tar.zst"), "{text}");
+    let text = render(&rke2_plan(rke2_params(json!({})), on));
+    assert!(!text.contains("rke2-images"), "{text}");
 }
