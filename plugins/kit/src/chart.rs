@@ -97,12 +97,14 @@ pub fn release(
 /// The `wait` parameter as a duration, for the step's Kubernetes waits.
 pub fn wait(args: &Args) -> Result<Duration, PluginError> {
     let text = args.required_str("wait")?;
-    seconds(text).map(Duration::from_secs).ok_or_else(|| {
-        PluginError::param(
-            "wait",
-            format!("`{text}` is not a duration such as \"90s\", \"5m\" or \"1h30m\""),
-        )
-    })
+    crate::helm::duration_seconds(text)
+        .map(Duration::from_secs)
+        .ok_or_else(|| {
+            PluginError::param(
+                "wait",
+                format!("`{text}` is not a duration such as \"90s\", \"5m\" or \"1h30m\""),
+            )
+        })
 }
 
 /// The cluster's version from the answer of the Kubernetes version probe named `probe`, or why
@@ -128,29 +130,6 @@ pub fn server_version(
     }
 }
 
-/// Seconds in a Go duration of hours, minutes and seconds (`1h30m`, `90s`).
-fn seconds(text: &str) -> Option<u64> {
-    let (mut total, mut number) = (0u64, None::<u64>);
-    for c in text.chars() {
-        match (c, number) {
-            ('0'..='9', _) => {
-                number = Some(number.unwrap_or(0).checked_mul(10)? + u64::from(c as u8 - b'0'))
-            }
-            ('h' | 'm' | 's', Some(n)) => {
-                let unit = match c {
-                    'h' => 3600,
-                    'm' => 60,
-                    _ => 1,
-                };
-                total = total.checked_add(n.checked_mul(unit)?)?;
-                number = None;
-            }
-            _ => return None,
-        }
-    }
-    (number.is_none() && total > 0).then_some(total)
-}
-
 /// Merges `over` into `base`: tables key by key, anything else replaced.
 pub fn merge(base: &mut Map<String, Value>, over: Map<String, Value>) {
     for (key, value) in over {
@@ -167,16 +146,6 @@ pub fn merge(base: &mut Map<String, Value>, over: Map<String, Value>) {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn durations_read_as_helm_reads_them() {
-        assert_eq!(seconds("90s"), Some(90));
-        assert_eq!(seconds("5m"), Some(300));
-        assert_eq!(seconds("1h30m"), Some(5400));
-        for bad in ["", "5", "m", "5x", "0s", "1.5m"] {
-            assert_eq!(seconds(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn step_values_win_key_by_key_over_user_values() {

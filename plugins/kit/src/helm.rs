@@ -300,29 +300,37 @@ fn check_name(param: &str, name: &str, max: usize, dots: bool) -> Result<(), Plu
 
 /// A Go duration as Helm's `--timeout` reads it, such as `90s`, `5m` or `1h30m`.
 fn check_duration(text: &str) -> Result<(), PluginError> {
-    let mut digits = 0;
-    let mut parts = 0;
-    for c in text.chars() {
-        match c {
-            '0'..='9' => digits += 1,
-            'h' | 'm' | 's' if digits > 0 => {
-                digits = 0;
-                parts += 1;
-            }
-            _ => {
-                parts = 0;
-                break;
-            }
-        }
-    }
-    if parts > 0 && digits == 0 {
-        Ok(())
-    } else {
-        Err(PluginError::param(
+    match duration_seconds(text) {
+        Some(_) => Ok(()),
+        None => Err(PluginError::param(
             "wait",
             format!("`{text}` is not a duration such as \"90s\", \"5m\" or \"1h30m\""),
-        ))
+        )),
     }
+}
+
+/// Seconds in a Go duration of hours, minutes and seconds (`1h30m`, `90s`); `None` for anything
+/// else, and for zero.
+pub fn duration_seconds(text: &str) -> Option<u64> {
+    let (mut total, mut number) = (0u64, None::<u64>);
+    for c in text.chars() {
+        match (c, number) {
+            ('0'..='9', _) => {
+                number = Some(number.unwrap_or(0).checked_mul(10)? + u64::from(c as u8 - b'0'))
+            }
+            ('h' | 'm' | 's', Some(n)) => {
+                let unit = match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+                total = total.checked_add(n.checked_mul(unit)?)?;
+                number = None;
+            }
+            _ => return None,
+        }
+    }
+    (number.is_none() && total > 0).then_some(total)
 }
 
 #[cfg(test)]

@@ -270,3 +270,13 @@ fn the_probe_script_asks_helm_four_questions_in_one_shell() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn durations_read_as_helm_reads_them() {
+    assert_eq!(duration_seconds("90s"), Some(90));
+    assert_eq!(duration_seconds("5m"), Some(300));
+    assert_eq!(duration_seconds("1h30m"), Some(5400));
+    for bad in ["", "5", "m", "5x", "0s", "1.5m"] {
+        assert_eq!(duration_seconds(bad), None, "{bad}");
+    }
+}
