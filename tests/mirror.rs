@@ -162,12 +162,12 @@ fn rke_and_rke2_are_served_at_their_release_paths_with_their_checksum_lists() {
     let Some(mirror) = mirror() else { return };
     let releases = [
         (
-            "github.com/rancher/rke/releases/download/v1.8.0",
+            "github.com/rancher/rke/releases/download/v1.8.5",
             "rke_linux-amd64",
             "sha256sum.txt",
         ),
         (
-            "github.com/rancher/rke2/releases/download/v1.34.4%2Brke2r1",
+            "github.com/rancher/rke2/releases/download/v1.34.5%2Brke2r1",
             "rke2.linux-amd64.tar.gz",
             "sha256sum-amd64.txt",
         ),

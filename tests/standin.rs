@@ -11,8 +11,8 @@ use std::process::{Command, Output};
 use crate::support::{skip, ssh_as_root};
 
 /// The releases the stand-ins are published as (tests/k8s/build.sh).
-const RKE_VERSION: &str = "v1.8.0";
-const RKE2_VERSION: &str = "v1.34.4+rke2r1";
+const RKE_VERSION: &str = "v1.8.5";
+const RKE2_VERSION: &str = "v1.34.5+rke2r1";
 
 fn mirror_dir() -> Option<PathBuf> {
     let Ok(dir) = std::env::var("GRAPHRUN_MIRROR_DIR") else {

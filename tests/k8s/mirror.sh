@@ -65,7 +65,7 @@ add_helm() { # ROOT BINARY
     printf '%s  %s\n' "$(sha256_of "$1/get.helm.sh/$name")" "$name" >"$1/get.helm.sh/$name.sha256sum"
 }
 
-# standin_version NAME: the release a stand-in says it is (`rke version v1.8.0`).
+# standin_version NAME: the release a stand-in says it is (`rke version v1.8.5`).
 standin_version() { "$K8S_BIN/$1-standin" --version | sed -n "s/^$1 version \([^ ]*\).*/\1/p"; }
 
 add_rke() { # ROOT
