@@ -17,6 +17,7 @@ mod graph;
 mod host_prep;
 mod kubernetes;
 mod mirror;
+mod once;
 mod regression;
 mod report;
 mod scheduler;

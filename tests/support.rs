@@ -76,3 +76,38 @@ pub fn skip(missing: &str, how: &str) {
     );
     eprintln!("skipped: no {missing} ({how})");
 }
+
+/// What a run over simulated hosts gave: its summary, every event, and the ops as they ran.
+pub struct MemoryRun {
+    pub summary: graphrun::engine::RunSummary,
+    pub events: Vec<graphrun::engine::Event>,
+    pub journal: Vec<graphrun::transport::memory::JournalEntry>,
+}
+
+/// Runs `file` over the simulated hosts of `transport` with the built-in plugins.
+pub async fn run_in_memory(
+    file: &TempPlaybook,
+    transport: graphrun::transport::MemoryTransport,
+    options: graphrun::engine::RunOptions,
+) -> MemoryRun {
+    let playbook = file
+        .load()
+        .unwrap_or_else(|d| panic!("{}", d.iter().map(|d| d.to_string()).collect::<String>()));
+    let collector = std::sync::Arc::new(graphrun::engine::Collector::default());
+    let summary = graphrun::engine::execute(
+        playbook,
+        std::sync::Arc::new(graphrun::plugins::Registry::builtin()),
+        graphrun::transport::Transport::Memory(transport.clone()),
+        options,
+        collector.clone(),
+        std::future::pending(),
+    )
+    .await
+    .expect("the run starts");
+    let events = collector.0.lock().unwrap().clone();
+    MemoryRun {
+        summary,
+        events,
+        journal: transport.journal(),
+    }
+}

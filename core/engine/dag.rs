@@ -32,8 +32,9 @@ pub struct Selection {
 }
 
 impl Dag {
-    /// Expands the playbook's steps over their hosts. Needs on nodes left out by the selection
-    /// are dropped: the user asked to run a part, and answers for the rest.
+    /// Expands the playbook's steps over their hosts (a `once` step over the first of them that
+    /// the selection covers). Needs on nodes left out by the selection are dropped: the user
+    /// asked to run a part, and answers for the rest.
     pub fn build(playbook: &Playbook, selection: &Selection) -> Result<Self, String> {
         let hosts_selected = selection_hosts(playbook, &selection.limit)?;
         for id in &selection.only {
@@ -52,7 +53,13 @@ impl Dag {
             if !selection.only.is_empty() && !selection.only.contains(&step.id) {
                 continue;
             }
-            for host in step.hosts.iter().filter(|h| hosts_selected.contains(h)) {
+            let hosts = step.hosts.iter().filter(|h| hosts_selected.contains(h));
+            let hosts: Vec<&String> = if step.once {
+                hosts.take(1).collect()
+            } else {
+                hosts.collect()
+            };
+            for host in hosts {
                 let ix = graph.add_node(nodes.len());
                 nodes.push(Node {
                     step: s,
@@ -70,7 +77,12 @@ impl Dag {
                     .iter()
                     .position(|s| &s.id == need)
                     .expect("needs are validated");
+                // A `once` need has one node, whichever host it ran on: every node waits for it.
                 let sources: Vec<NodeIndex> = match step.wait {
+                    _ if playbook.steps[n].once => (playbook.steps[n].hosts.iter())
+                        .find_map(|h| index.get(&(n, h.as_str())).copied())
+                        .into_iter()
+                        .collect(),
                     Wait::Host => index
                         .get(&(n, node.host.as_str()))
                         .copied()

@@ -108,6 +108,9 @@ pub struct Recap {
     pub unreachable: usize,
     /// Nodes not run because a need failed, or the run stopped.
     pub blocked: usize,
+    /// Steps with `once` whose single node ran on this host (counted above too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub once: Vec<String>,
 }
 
 impl Recap {

@@ -17,15 +17,19 @@ pub(super) fn tail(bytes: &[u8], redactor: &Redactor) -> String {
     text[start..].to_string()
 }
 
-/// "`op` exited with 3", then the stderr tail (it usually says why), then the stdout tail
-/// (often the last thing the command did). Both are already redacted.
+/// "`op` exited with 3" (or "`op` failed" for an op that is not a command), then the stderr
+/// tail (it usually says why), then the stdout tail (often the last thing the command did).
+/// Both are already redacted.
 pub(super) fn describe(
     summary: &str,
-    code: i32,
+    code: Option<i32>,
     stderr: Option<String>,
     stdout: Option<String>,
 ) -> String {
-    let mut error = format!("`{summary}` exited with {code}");
+    let mut error = match code {
+        Some(code) => format!("`{summary}` exited with {code}"),
+        None => format!("`{summary}` failed"),
+    };
     for (name, text) in [("stderr", stderr), ("stdout", stdout)] {
         let text = text.unwrap_or_default();
         if !text.trim().is_empty() {

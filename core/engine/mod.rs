@@ -3,6 +3,7 @@
 pub mod dag;
 pub mod diff;
 pub mod events;
+mod exec;
 mod failure;
 mod journal;
 pub mod lock;

@@ -1,18 +1,15 @@
 //! Running one (step, host) node: render, plan (with probes), run the ops, interpret results.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use graphrun_plugin_api::{Op, Params, PlanRequest, PlanResponse, Probe, ProbeResult, Run};
+use graphrun_plugin_api::{Op, Params, PlanRequest, PlanResponse};
 use sha2::{Digest, Sha256};
 
 use super::events::{Event, Mode, NodeStatus, OpStatus};
-use super::failure;
 use super::run::RunContext;
-use super::state::{private_dir, write_private};
+use super::{exec, failure};
 use crate::playbook::{template, Step};
-use crate::transport::{upload, Frame, RunError, Session};
 
 /// How planning may go back and forth before the plugin must answer with a plan.
 const MAX_PROBE_ROUNDS: usize = 4;
@@ -46,10 +43,10 @@ impl Outcome {
 }
 
 /// Identifies the node in events.
-struct Names<'a> {
-    node: &'a str,
-    step: &'a Step,
-    host: &'a str,
+pub(super) struct Names<'a> {
+    pub node: &'a str,
+    pub step: &'a Step,
+    pub host: &'a str,
 }
 
 /// Runs one node to its end (all attempts).
@@ -163,7 +160,7 @@ pub async fn run_node(
 }
 
 /// Why an attempt did not succeed: how the node ends, and the reason.
-type Failure = (NodeStatus, String);
+pub(super) type Failure = (NodeStatus, String);
 
 type AttemptResult = Result<(NodeStatus, BTreeMap<String, serde_json::Value>), Failure>;
 
@@ -203,7 +200,8 @@ async fn attempt_once(
             PlanResponse::Plan(plan) => break plan,
             PlanResponse::Probe { probes } if rounds < MAX_PROBE_ROUNDS => {
                 rounds += 1;
-                request.probes.extend(run_probes(&session, &probes).await?);
+                let answers = exec::run_probes(cx, names, &session, &probes).await?;
+                request.probes.extend(answers);
             }
             PlanResponse::Probe { .. } => {
                 return Err((
@@ -223,30 +221,17 @@ async fn attempt_once(
     if crate::output::style::verbose() {
         super::verbose::show_ops(&cx.redactor, names.node, &ops);
     }
-    let sources = upload::sources(&cx.playbook.dir(), &ops, &cx.checksums)
-        .await
-        .map_err(|err| (NodeStatus::Failed, err))?;
-    let progress = |source: &upload::Source, sent: u64| report_upload(cx, names, source, sent);
-    let mut arrivals = upload::stage(&session, &sources, check_mode, &progress)
-        .await
-        .map_err(node_failure)?;
-    let frames = session
-        .run(&ops, &arrivals, check_mode, check_mode || cx.diff)
-        .await
-        .map_err(node_failure)?;
-    // Staged files that an op moved into place are gone; the others (an earlier op failed)
-    // are removed.
-    arrivals.retain(|index, _| !frames.get(*index).is_some_and(|f| f.exit_code == Some(0)));
-    upload::discard(&session, &arrivals).await;
+    let results = exec::run_ops(cx, names, &session, &ops, check_mode).await?;
+    let mut outputs = plan.outputs;
     let mut node_status = NodeStatus::Ok;
-    for (index, (op, frame)) in ops.iter().zip(&frames).enumerate() {
-        let status = op_status(op, frame);
-        cx.log_op(names.node, op, frame, status);
+    for (index, (op, result)) in ops.iter().zip(results).enumerate() {
+        cx.log_op(names.node, op, &result);
+        let status = result.status;
         let failed = status == OpStatus::Failed;
-        let failed_stderr = failed.then(|| failure::tail(&frame.stderr, &cx.redactor));
-        let failed_stdout = failed.then(|| failure::tail(&frame.stdout, &cx.redactor));
+        let failed_stderr = failed.then(|| failure::tail(&result.stderr, &cx.redactor));
+        let failed_stdout = failed.then(|| failure::tail(&result.stdout, &cx.redactor));
         let warnings = (status == OpStatus::Ok && !op.may_change())
-            .then(|| warning_lines(&frame.stderr))
+            .then(|| warning_lines(&result.stderr))
             .flatten()
             .map(|lines| cx.redactor.redact(&lines));
         let summary = cx.redactor.redact(&op.summary());
@@ -257,33 +242,37 @@ async fn attempt_once(
             index,
             op: summary.clone(),
             status,
-            exit_code: frame.exit_code,
+            exit_code: result.exit_code,
             stderr: failed_stderr.clone().or(warnings),
             stdout: failed_stdout.clone(),
-            diff: super::diff::of_op(op, &frame.stdout, &cx.redactor),
+            diff: result.diff.clone(),
         });
         match status {
             OpStatus::Failed => {
-                let code = frame.exit_code.unwrap_or(-1);
-                let error = failure::describe(&summary, code, failed_stderr, failed_stdout);
+                let error =
+                    failure::describe(&summary, result.exit_code, failed_stderr, failed_stdout);
                 return Err((NodeStatus::Failed, error));
             }
             OpStatus::Changed => node_status = NodeStatus::Changed,
             OpStatus::WouldChange => node_status = NodeStatus::WouldChange,
             OpStatus::Ok | OpStatus::NotRun => {}
         }
-        if let (Op::Fetch { to, .. }, false) = (op, check_mode) {
-            // `join` keeps an absolute path as it is.
-            let target = cx.fetch_dir(names.host).join(to);
-            save_fetched(&target, &frame.stdout).map_err(|err| {
-                (
-                    NodeStatus::Failed,
-                    format!("cannot save {}: {err}", target.display()),
-                )
-            })?;
+        // Only a command that ran has printed its output: not one its guard skipped (`Ok` for
+        // an op that may change) nor one `plan` left alone (`WouldChange`).
+        let ran = status == OpStatus::Changed || (status == OpStatus::Ok && !op.may_change());
+        if let (
+            Op::Command {
+                capture: Some(name),
+                ..
+            },
+            true,
+        ) = (op, ran)
+        {
+            let value = String::from_utf8_lossy(&result.stdout).trim().to_string();
+            outputs.entry(name.clone()).or_insert(value.into());
         }
     }
-    Ok((node_status, plan.outputs))
+    Ok((node_status, outputs))
 }
 
 /// The lines a read-only check printed to stderr starting with `warning: ` (how plugins such as
@@ -295,90 +284,6 @@ fn warning_lines(stderr: &[u8]) -> Option<String> {
         .filter(|line| line.starts_with("warning: "))
         .collect();
     (!lines.is_empty()).then(|| lines.join("\n"))
-}
-
-/// Files this large get progress events.
-const LARGE_UPLOAD: u64 = 8 << 20;
-
-/// Reports a large upload's progress at every 5% (a transfer calls this for each chunk).
-fn report_upload(cx: &RunContext, names: &Names<'_>, source: &upload::Source, sent: u64) {
-    let size = source.size.max(1);
-    let step = size.div_ceil(20);
-    let chunk = upload::CHUNK as u64;
-    // Whether this chunk crossed a 5% mark.
-    let crossed = sent / step != sent.saturating_sub(chunk) / step || sent == size;
-    if source.size >= LARGE_UPLOAD && crossed {
-        cx.reporter.event(&Event::UploadProgress {
-            node: names.node.to_string(),
-            host: names.host.to_string(),
-            path: cx.redactor.redact(&source.target),
-            sent_bytes: sent,
-            size_bytes: source.size,
-        });
-    }
-}
-
-/// How a transport error ends an attempt.
-fn node_failure(err: RunError) -> Failure {
-    match err {
-        RunError::Invalid(message) => (NodeStatus::Failed, message),
-        RunError::Unreachable(message) => (
-            NodeStatus::Unreachable,
-            format!("connection lost: {message}"),
-        ),
-    }
-}
-
-fn op_status(op: &Op, frame: &Frame) -> OpStatus {
-    match (frame.exit_code, frame.status.as_str()) {
-        (None, _) => OpStatus::NotRun,
-        (Some(0), "u") => OpStatus::Ok,
-        (Some(0), "w") => OpStatus::WouldChange,
-        (Some(0), _) if op.may_change() => OpStatus::Changed,
-        (Some(0), _) => OpStatus::Ok,
-        _ => OpStatus::Failed,
-    }
-}
-
-/// Runs read-only probes in one round trip; a probe's exit code is data, not a failure.
-async fn run_probes(
-    session: &Session,
-    probes: &[Probe],
-) -> Result<BTreeMap<String, ProbeResult>, Failure> {
-    let ops: Vec<Op> = probes
-        .iter()
-        .map(|probe| {
-            Op::check(Run::Shell(format!(
-                "( {} ); printf '\\n%s' \"$?\"",
-                probe.run.to_shell()
-            )))
-        })
-        .collect();
-    let frames = session
-        .run(&ops, &HashMap::new(), false, false)
-        .await
-        .map_err(node_failure)?;
-    Ok(probes
-        .iter()
-        .zip(frames)
-        .map(|(probe, frame)| {
-            let stdout = String::from_utf8_lossy(&frame.stdout).into_owned();
-            let (output, code) = stdout.rsplit_once('\n').unwrap_or(("", stdout.as_str()));
-            let result = ProbeResult {
-                exit_code: code.trim().parse().unwrap_or(-1),
-                stdout: output.to_string(),
-                stderr: String::from_utf8_lossy(&frame.stderr).into_owned(),
-            };
-            (probe.name.clone(), result)
-        })
-        .collect())
-}
-
-fn save_fetched(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = target.parent() {
-        private_dir(dir)?;
-    }
-    write_private(target, bytes)
 }
 
 fn render_params(

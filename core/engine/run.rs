@@ -19,7 +19,7 @@ use super::scheduler::Scheduler;
 use super::state::{self, NodeRecord, StateStore};
 use crate::playbook::{template, Playbook, Wait};
 use crate::plugins::Registry;
-use crate::transport::{Connections, Frame, Transport};
+use crate::transport::{Connections, Transport};
 use graphrun_plugin_api::{HostInfo, Op, Run};
 
 /// How to run.
@@ -201,15 +201,9 @@ impl RunContext {
             .cloned()
     }
 
-    pub(super) fn log_op(
-        &self,
-        node: &str,
-        op: &Op,
-        frame: &Frame,
-        status: super::events::OpStatus,
-    ) {
+    pub(super) fn log_op(&self, node: &str, op: &Op, result: &super::exec::OpResult) {
         if let Some(log) = &self.log {
-            log.write(&self.redactor, node, op, frame, status);
+            log.write(&self.redactor, node, op, result);
         }
     }
 }

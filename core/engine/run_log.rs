@@ -5,10 +5,9 @@ use std::sync::Mutex;
 
 use graphrun_plugin_api::Op;
 
-use super::events::OpStatus;
+use super::exec::OpResult;
 use super::redact::Redactor;
 use super::state;
-use crate::transport::Frame;
 
 /// Per-run log: `.graphrun/<playbook>/runs/<run id>/ops.log`, every op of every node with its
 /// output, secrets redacted. One file per run keeps large runs cheap (no file per host).
@@ -29,28 +28,21 @@ impl RunLog {
         })
     }
 
-    pub(super) fn write(
-        &self,
-        redactor: &Redactor,
-        node: &str,
-        op: &Op,
-        frame: &Frame,
-        status: OpStatus,
-    ) {
+    pub(super) fn write(&self, redactor: &Redactor, node: &str, op: &Op, result: &OpResult) {
         let mut text = format!(
             "== {} {node} {:?} exit={} :: {}\n",
             state::now(),
-            status,
-            frame.exit_code.map_or("-".into(), |c| c.to_string()),
+            result.status,
+            result.exit_code.map_or("-".into(), |c| c.to_string()),
             op.summary()
         );
         // A fetched file's content is not log material.
         let stdout = if matches!(op, Op::Fetch { .. }) {
             &[][..]
         } else {
-            &frame.stdout[..]
+            &result.stdout[..]
         };
-        for (name, bytes) in [("stdout", stdout), ("stderr", &frame.stderr[..])] {
+        for (name, bytes) in [("stdout", stdout), ("stderr", &result.stderr[..])] {
             if !bytes.is_empty() {
                 text.push_str(&format!(
                     "-- {name}\n{}\n",

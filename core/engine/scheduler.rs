@@ -365,10 +365,13 @@ impl<'a> Scheduler<'a> {
         let mut nodes = BTreeMap::new();
         for (index, status) in self.status.iter().enumerate() {
             let status = status.expect("every node has ended");
-            recap
-                .entry(self.dag.nodes[index].host.clone())
-                .or_default()
-                .add(status);
+            let node = &self.dag.nodes[index];
+            let row = recap.entry(node.host.clone()).or_default();
+            row.add(status);
+            let step = &self.cx.playbook.steps[node.step];
+            if step.once {
+                row.once.push(step.id.clone());
+            }
             nodes.insert(self.dag.name(&self.cx.playbook, index), status);
         }
         let failed = nodes.values().any(|s| !s.is_success());

@@ -1,6 +1,6 @@
 //! `-v`: the shell text of each op a node runs, on stderr, secrets redacted.
 
-use graphrun_plugin_api::Op;
+use graphrun_plugin_api::{Op, Target};
 
 use super::redact::Redactor;
 use crate::transport::script;
@@ -11,6 +11,7 @@ pub(super) fn show_ops(redactor: &Redactor, node: &str, ops: &[Op]) {
     for (index, op) in ops.iter().enumerate() {
         let text = match op {
             Op::Upload { .. } => "(an upload: its content is not shown)".to_string(),
+            _ if op.target() == Target::Cluster => "(through the Kubernetes API)".to_string(),
             _ => redacted(redactor, op)
                 .and_then(|op| script::compile(&op, None, false))
                 .unwrap_or_else(|err| format!("(cannot show: {err})")),

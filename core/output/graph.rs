@@ -53,12 +53,15 @@ impl Picture {
         let mut position = BTreeMap::new();
         let mut nodes = Vec::new();
         for ix in dag.graph.node_indices() {
-            let step = &playbook.steps[dag.nodes[dag.graph[ix]].step];
+            let node = &dag.nodes[dag.graph[ix]];
+            let step = &playbook.steps[node.step];
             position.entry(key(ix)).or_insert_with(|| {
-                let label = if hosts {
-                    dag.name(playbook, dag.graph[ix])
-                } else {
-                    step.id.clone()
+                let label = match (hosts, step.once) {
+                    (true, false) => dag.name(playbook, dag.graph[ix]),
+                    (true, true) => format!("{} (once)", dag.name(playbook, dag.graph[ix])),
+                    (false, false) => step.id.clone(),
+                    // A cluster-scoped step: one node, and the reader should see where.
+                    (false, true) => format!("{} (once on {})", step.id, node.host),
                 };
                 nodes.push((label, step.plugin.clone()));
                 nodes.len() - 1

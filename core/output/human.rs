@@ -350,5 +350,12 @@ pub fn recap_table(mode: Mode, recap: &BTreeMap<String, Recap>) -> String {
         }
         out.push('\n');
     }
+    for (host, r) in recap.iter().filter(|(_, r)| !r.once.is_empty()) {
+        let steps: Vec<String> = r.once.iter().map(|id| format!("`{id}`")).collect();
+        out.push_str(&format!(
+            "once on {host} (one node for all its hosts): {}\n",
+            steps.join(", ")
+        ));
+    }
     out
 }

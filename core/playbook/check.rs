@@ -151,13 +151,23 @@ fn check_same_host_needs(
     steps: &[Step],
 ) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
+    // A `once` step's node runs on its first host only.
+    let hosts = if step.once {
+        &step.hosts[..step.hosts.len().min(1)]
+    } else {
+        &step.hosts[..]
+    };
     for (need, need_span) in step.needs.iter().zip(&span.needs) {
-        let need_hosts = &steps
+        let need = steps
             .iter()
             .find(|s| &s.id == need)
-            .expect("needs were checked")
-            .hosts;
-        if let Some(missing) = step.hosts.iter().find(|h| !need_hosts.contains(h)) {
+            .expect("needs were checked");
+        // Every node waits for a `once` need's single node, wherever it runs.
+        if need.once {
+            continue;
+        }
+        let (need, need_hosts) = (&need.id, &need.hosts);
+        if let Some(missing) = hosts.iter().find(|h| !need_hosts.contains(h)) {
             diagnostics.push(
                 Diagnostic::at(source, need_span.clone(), format!("step `{}` runs on `{missing}`, where `{need}` does not run", step.id))
                     .label("waited for on the same host")

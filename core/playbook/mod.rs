@@ -172,6 +172,8 @@ pub struct Step {
     pub when: Option<String>,
     /// Its nodes never run at the same time as another exclusive node on the same host.
     pub exclusive: bool,
+    /// One node only, on the first of `hosts` that the run covers (cluster-scoped work).
+    pub once: bool,
     /// Plugin parameters, templates unrendered, defaults applied.
     pub params: Params,
 }

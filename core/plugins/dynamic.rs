@@ -120,7 +120,7 @@ pub fn load(path: &Path) -> Result<DynamicPlugin, LoadError> {
     let mut plugin = DynamicPlugin {
         path: path.to_path_buf(),
         declaration,
-        info: placeholder_info(),
+        info: PluginInfo::default(),
     };
     plugin.info = match plugin.call(&Request::Info) {
         Ok(Response::Info { info }) => info,
@@ -153,17 +153,6 @@ pub fn caret_compatible(built: &str, engine: &str) -> bool {
         b.0 == e.0
     };
     same_line && e >= b
-}
-
-fn placeholder_info() -> PluginInfo {
-    PluginInfo {
-        name: String::new(),
-        version: String::new(),
-        summary: String::new(),
-        params: vec![],
-        outputs: vec![],
-        ..Default::default()
-    }
 }
 
 /// Why a call across the C ABI gave no usable response.

@@ -151,6 +151,8 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
             changes,
             env,
             cwd,
+            // The engine reads a captured output from the op's stdout.
+            capture: _,
         } => {
             let mut script = String::new();
             if let Some(path) = creates {

@@ -74,14 +74,14 @@ error: unknown step key `need`
    |
 12 | need = ["b"]
    | ^^^^ did you mean `needs`?
-   = help: step keys are plugin, on, needs, wait, retries, retry_delay, timeout, when, exclusive; every other key is a parameter of plugin `file`
+   = help: step keys are plugin, on, needs, wait, retries, retry_delay, timeout, when, exclusive, once; every other key is a parameter of plugin `file`
 
 error: unknown step key `tiemout`
   --> playbook.toml:13:1
    |
 13 | tiemout = "1m"
    | ^^^^^^^ did you mean `timeout`?
-   = help: step keys are plugin, on, needs, wait, retries, retry_delay, timeout, when, exclusive; every other key is a parameter of plugin `file`
+   = help: step keys are plugin, on, needs, wait, retries, retry_delay, timeout, when, exclusive, once; every other key is a parameter of plugin `file`
 
 2 errors in playbook.toml: nothing was run
 

@@ -14,7 +14,7 @@ use crate::playbook::{Diagnostic, Host, Step, Wait};
 use crate::plugins::Registry;
 
 /// Step keys the engine reads; every other key is a plugin parameter.
-pub(super) const STEP_KEYS: [&str; 9] = [
+pub(super) const STEP_KEYS: [&str; 10] = [
     "plugin",
     "on",
     "needs",
@@ -24,6 +24,7 @@ pub(super) const STEP_KEYS: [&str; 9] = [
     "timeout",
     "when",
     "exclusive",
+    "once",
 ];
 
 /// Why a name is unknown when there are no hosts at all: the inventory was left out.
@@ -205,6 +206,10 @@ impl Loader {
             .and_then(|v| self.boolean(doc, v, "exclusive"))
             .unwrap_or(false)
             || plugin.is_some_and(|p| p.info.exclusive);
+        // Cluster-scoped plugins run once by default; a step may say otherwise either way.
+        let once = get("once")
+            .and_then(|v| self.boolean(doc, v, "once"))
+            .unwrap_or(plugin.is_some_and(|p| p.info.once));
         let when = get("when").and_then(|v| {
             spans.when = Some(v.span());
             self.string(doc, v, "when")
@@ -242,6 +247,7 @@ impl Loader {
             timeout,
             when,
             exclusive,
+            once,
             params,
         };
         Some((step, spans))

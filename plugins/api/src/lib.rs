@@ -48,6 +48,7 @@
 mod artifact;
 mod error;
 pub mod ffi;
+pub mod kube;
 mod op;
 pub mod params;
 mod plan;
@@ -56,9 +57,10 @@ pub mod shell;
 
 pub use artifact::Checksum;
 pub use error::PluginError;
-pub use op::{valid_mode, Attrs, Op, Run};
+pub use kube::{KubeRef, Wait};
+pub use op::{valid_mode, Attrs, Op, Run, Target};
 pub use params::Params;
-pub use plan::{HostInfo, Plan, PlanRequest, PlanResponse, Probe, ProbeResult};
+pub use plan::{HostInfo, Plan, PlanRequest, PlanResponse, Probe, ProbeQuery, ProbeResult};
 pub use schema::{ParamKind, ParamSpec, PluginInfo};
 
 /// A step type: describes its parameters and plans ops for one host.

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kube::{KubeRef, Wait};
 use crate::Checksum;
 
 /// A command: a string run by `sh -c`, or an argv quoted word by word.
@@ -69,6 +70,10 @@ pub enum Op {
         /// Working directory.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cwd: Option<String>,
+        /// Fills the step output of this name with the command's trimmed stdout (see
+        /// [`Op::capturing`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capture: Option<String>,
     },
     /// A file with exactly this content (written to a temporary file, then renamed).
     File {
@@ -155,6 +160,40 @@ pub enum Op {
         #[serde(flatten)]
         attrs: Attrs,
     },
+    /// Server-side apply of a Kubernetes object (field manager `graphrun`), from the control
+    /// machine; `plan` runs it as a server-side dry run.
+    KubeApply {
+        /// Kubeconfig on the control machine (a cluster step's `kubeconfig` output).
+        kubeconfig: String,
+        /// The whole object: `apiVersion`, `kind`, `metadata.name`, …
+        object: serde_json::Value,
+        /// Only a server-side dry run, even in `apply`: the server validates and defaults the
+        /// object but stores nothing.
+        #[serde(default, skip_serializing_if = "is_false")]
+        dry_run: bool,
+    },
+    /// Waits until a Kubernetes object reaches a state, with a timeout; never a change.
+    KubeWait {
+        /// Kubeconfig on the control machine.
+        kubeconfig: String,
+        /// The object waited for (it may not exist yet).
+        target: KubeRef,
+        /// What it must reach.
+        wait: Wait,
+        /// Longest wait, in seconds.
+        timeout_secs: u64,
+    },
+}
+
+/// Where an op is carried out; the engine has one executor for each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The node's host, through its shell (uploads and fetches send or keep bytes on the control
+    /// machine as part of the same op).
+    Host,
+    /// A Kubernetes API server, from the control machine with the op's kubeconfig.
+    Cluster,
 }
 
 fn yes() -> bool {
@@ -179,6 +218,7 @@ impl Op {
             changes: true,
             env: BTreeMap::new(),
             cwd: None,
+            capture: None,
         }
     }
 
@@ -189,46 +229,30 @@ impl Op {
 
     /// A command that runs only while `unless` fails.
     pub fn command_unless(run: Run, unless: Run) -> Self {
-        match Op::command(run) {
-            Op::Command {
-                run,
-                creates,
-                changes,
-                env,
-                cwd,
-                ..
-            } => Op::Command {
-                run,
-                creates,
-                unless: Some(unless),
-                changes,
-                env,
-                cwd,
-            },
-            _ => unreachable!("Op::command builds a command"),
+        let mut op = Op::command(run);
+        if let Op::Command { unless: guard, .. } = &mut op {
+            *guard = Some(unless);
         }
+        op
     }
 
     /// A read-only check: never a change, run by `plan` too; fails the step when it fails.
     pub fn check(run: Run) -> Self {
-        match Op::command(run) {
-            Op::Command {
-                run,
-                creates,
-                unless,
-                env,
-                cwd,
-                ..
-            } => Op::Command {
-                run,
-                creates,
-                unless,
-                changes: false,
-                env,
-                cwd,
-            },
-            _ => unreachable!("Op::command builds a command"),
+        let mut op = Op::command(run);
+        if let Op::Command { changes, .. } = &mut op {
+            *changes = false;
         }
+        op
+    }
+
+    /// Makes a command's trimmed stdout the step output `name` (`steps.ID.outputs.NAME`), set
+    /// whenever the command runs: in `plan` too for a read-only [`Op::check`], so later steps
+    /// can plan with it (no effect on other ops). The plan's own outputs take precedence.
+    pub fn capturing(mut self, name: &str) -> Self {
+        if let Op::Command { capture, .. } = &mut self {
+            *capture = Some(name.to_string());
+        }
+        self
     }
 
     /// Adds a `creates` guard to a command (no effect on other ops).
@@ -319,9 +343,24 @@ impl Op {
         }
     }
 
-    /// Whether this op can change the host (a read-only check or a fetch cannot).
+    /// Whether this op can change anything (a read-only check, a fetch, a wait or a dry run
+    /// cannot).
     pub fn may_change(&self) -> bool {
-        !matches!(self, Op::Command { changes: false, .. } | Op::Fetch { .. })
+        !matches!(
+            self,
+            Op::Command { changes: false, .. }
+                | Op::Fetch { .. }
+                | Op::KubeWait { .. }
+                | Op::KubeApply { dry_run: true, .. }
+        )
+    }
+
+    /// Where the engine carries the op out.
+    pub fn target(&self) -> Target {
+        match self {
+            Op::KubeApply { .. } | Op::KubeWait { .. } => Target::Cluster,
+            _ => Target::Host,
+        }
     }
 
     /// One line for `graphrun plan` and logs.
@@ -332,6 +371,7 @@ impl Op {
                 creates,
                 unless,
                 changes,
+                capture,
                 ..
             } => {
                 let mut text = format!(
@@ -344,6 +384,9 @@ impl Op {
                 }
                 if let Some(guard) = unless {
                     text.push_str(&format!(" unless `{}` succeeds", guard.to_shell()));
+                }
+                if let Some(name) = capture {
+                    text.push_str(&format!(" → output `{name}`"));
                 }
                 text
             }
@@ -383,6 +426,7 @@ impl Op {
                 "artifact {url} → {path} ({checksum}{})",
                 attrs_suffix(attrs)
             ),
+            Op::KubeApply { .. } | Op::KubeWait { .. } => self.kube_summary(),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Op, Params, Run};
+use crate::{KubeRef, Op, Params, Run};
 
 /// The host a node runs on, as the plugin sees it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -45,13 +45,54 @@ pub struct PlanRequest {
     pub inventory: Vec<HostInfo>,
 }
 
-/// A read-only command whose result the plugin needs before it can plan.
+/// A read-only question whose answer the plugin needs before it can plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Probe {
     /// Key of the result in [`PlanRequest::probes`].
     pub name: String,
-    /// What to run; it must not change the host.
-    pub run: Run,
+    /// What to ask, and where.
+    #[serde(flatten)]
+    pub query: ProbeQuery,
+}
+
+impl Probe {
+    /// A read-only command on the host; it must not change anything.
+    pub fn run(name: &str, run: Run) -> Self {
+        Probe {
+            name: name.to_string(),
+            query: ProbeQuery::Run(run),
+        }
+    }
+
+    /// The command of a shell probe (`None` for a cluster probe).
+    pub fn as_run(&self) -> Option<&Run> {
+        match &self.query {
+            ProbeQuery::Run(run) => Some(run),
+            _ => None,
+        }
+    }
+}
+
+/// What a [`Probe`] asks. Each variant is one key beside `name` on the wire, so a shell probe
+/// reads `{"name": …, "run": …}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ProbeQuery {
+    /// Runs a read-only command on the host: its stdout, stderr and exit code.
+    Run(Run),
+    /// Reads an object from the cluster (see [`Probe::kube_get`]).
+    KubeGet {
+        /// Kubeconfig on the control machine.
+        kubeconfig: String,
+        /// The object.
+        target: KubeRef,
+    },
+    /// Asks the cluster's version (see [`Probe::kube_version`]).
+    KubeVersion {
+        /// Kubeconfig on the control machine.
+        kubeconfig: String,
+    },
 }
 
 /// What a probe printed and how it exited.

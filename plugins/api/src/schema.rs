@@ -26,6 +26,11 @@ pub struct PluginInfo {
     /// the same host (package managers hold a lock: two apt steps must not overlap).
     #[serde(default)]
     pub exclusive: bool,
+    /// Whether a step of this plugin runs once, on the first host of its `on` list, instead of
+    /// on every host (cluster-scoped work such as a chart or a Kubernetes object); a step's own
+    /// `once` key overrides it.
+    #[serde(default)]
+    pub once: bool,
 }
 
 /// One parameter of a plugin.

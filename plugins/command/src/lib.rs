@@ -5,6 +5,9 @@ use graphrun_plugin_api::{
     PluginInfo, Run,
 };
 
+/// The output a `capture = true` step fills with the command's trimmed stdout.
+const STDOUT: &str = "stdout";
+
 /// Runs `run` unless `creates` exists or `unless` succeeds; `changed = false` marks a check.
 #[derive(Debug, Default)]
 pub struct CommandPlugin;
@@ -40,8 +43,13 @@ impl Plugin for CommandPlugin {
                 .with_default(true.into()),
                 ParamSpec::optional("env", ParamKind::StringMap, "Extra environment variables"),
                 ParamSpec::optional("cwd", ParamKind::String, "Working directory"),
+                ParamSpec::optional(
+                    "capture",
+                    ParamKind::Bool,
+                    "true: keep the command's trimmed stdout as the output `stdout` (whenever it runs; a read-only check runs in `plan` too)",
+                ),
             ],
-            outputs: vec![],
+            outputs: vec![STDOUT.into()],
             ..Default::default()
         }
     }
@@ -78,6 +86,9 @@ fn command_op(params: &Params) -> Result<Op, PluginError> {
                 format!("`{bad}` is not a valid variable name"),
             ));
         }
+    }
+    if params.flag_or("capture", false)? {
+        op = op.capturing(STDOUT);
     }
     Ok(op)
 }
@@ -138,6 +149,19 @@ mod tests {
             panic!("expected a plan")
         };
         assert!(!plan.ops[0].may_change());
+    }
+
+    #[test]
+    fn capture_keeps_stdout_as_the_output() {
+        let PlanResponse::Plan(plan) = plan(json!({"run": "hostname", "capture": true})).unwrap()
+        else {
+            panic!("expected a plan")
+        };
+        assert_eq!(
+            serde_json::to_value(&plan.ops[0]).unwrap()["capture"],
+            json!(STDOUT)
+        );
+        assert!(CommandPlugin.info().outputs.contains(&STDOUT.to_string()));
     }
 
     #[test]

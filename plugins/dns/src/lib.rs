@@ -79,10 +79,7 @@ impl Plugin for DnsPlugin {
             return Ok(PlanResponse::Probe {
                 probes: vec![
                     os::probe(),
-                    Probe {
-                        name: PROBE_RESOLVER.into(),
-                        run: Run::Shell(RESOLVER_SCRIPT.into()),
-                    },
+                    Probe::run(PROBE_RESOLVER, Run::Shell(RESOLVER_SCRIPT.into())),
                     probe::file(PROBE_HOSTS, &config.hosts_file),
                     probe::file(PROBE_RESOLV_CONF, RESOLV_CONF),
                     probe::file(PROBE_DROP_IN, RESOLVED_DROP_IN),

@@ -73,10 +73,10 @@ impl Plugin for DockerPlugin {
             let mut probes = vec![
                 os::probe(),
                 apt::installed_probe(PROBE_INSTALLED, &packages),
-                Probe {
-                    name: PROBE_GROUP.into(),
-                    run: Run::Shell("getent group docker | cut -d: -f4".into()),
-                },
+                Probe::run(
+                    PROBE_GROUP,
+                    Run::Shell("getent group docker | cut -d: -f4".into()),
+                ),
             ];
             probes.extend(config.source.probes());
             return Ok(PlanResponse::Probe { probes });

@@ -123,10 +123,7 @@ impl Source {
     /// Probes this source needs besides the installed packages.
     pub fn probes(&self) -> Vec<Probe> {
         match self {
-            Source::Distro => vec![Probe {
-                name: PROBE_CLI_PACKAGE.into(),
-                run: Run::Shell("apt-cache show --no-all-versions docker-cli 2>/dev/null | grep -qx 'Package: docker-cli'".into()),
-            }],
+            Source::Distro => vec![Probe::run(PROBE_CLI_PACKAGE, Run::Shell("apt-cache show --no-all-versions docker-cli 2>/dev/null | grep -qx 'Package: docker-cli'".into()))],
             _ => Vec::new(),
         }
     }

@@ -81,7 +81,11 @@ fn offline_packages_are_uploaded_then_installed_without_downloads() {
         panic!()
     };
     assert!(
-        probes[1].run.to_shell().contains("docker.io runc"),
+        probes[1]
+            .as_run()
+            .unwrap()
+            .to_shell()
+            .contains("docker.io runc"),
         "{:?}",
         probes[1]
     );

@@ -23,13 +23,10 @@ fn apt_command(script: String, unless: Option<String>) -> Op {
 
 /// A probe listing the installed packages among `packages` (`name version` lines).
 pub fn installed_probe(name: &str, packages: &[String]) -> Probe {
-    Probe {
-        name: name.into(),
-        run: Run::Shell(format!(
+    Probe::run(name, Run::Shell(format!(
             "dpkg-query -W -f='${{Package}} ${{Version}} ${{db:Status-Abbrev}}\\n' -- {} 2>/dev/null || true",
             join(packages)
-        )),
-    }
+        )))
 }
 
 /// Installed packages and their versions, from an [`installed_probe`].

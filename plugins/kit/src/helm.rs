@@ -76,10 +76,7 @@ impl Repository {
 
 /// A probe of the host's repositories alone (read by [`Installed::parse`]).
 pub fn repositories_probe(name: &str, helm: &str) -> Probe {
-    Probe {
-        name: name.into(),
-        run: Run::Shell(probe::repositories_script(helm)),
-    }
+    Probe::run(name, Run::Shell(probe::repositories_script(helm)))
 }
 
 impl<N: Into<String>, U: Into<String>> From<(N, U)> for Repository {
@@ -194,10 +191,7 @@ impl Release {
 
     /// The read-only probe: Helm's version, the repositories, the release and its values.
     pub fn probe(&self) -> Probe {
-        Probe {
-            name: self.probe_name(),
-            run: Run::Shell(probe::script(self)),
-        }
+        Probe::run(&self.probe_name(), Run::Shell(probe::script(self)))
     }
 
     /// What the probe found ([`Installed::default`] when it did not run).

@@ -19,10 +19,7 @@ if command -v apt-get >/dev/null 2>&1; then echo apt=yes; else echo apt=no; fi"#
 
 /// The probe that reads `/etc/os-release`, `uname -m`, the init system and apt's presence.
 pub fn probe() -> Probe {
-    Probe {
-        name: PROBE.into(),
-        run: Run::Shell(SCRIPT.into()),
-    }
+    Probe::run(PROBE, Run::Shell(SCRIPT.into()))
 }
 
 /// What the OS probe found.
@@ -134,7 +131,7 @@ mod tests {
     fn the_probe_reads_this_machine() {
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(probe().run.to_shell())
+            .arg(probe().as_run().unwrap().to_shell())
             .output()
             .unwrap();
         let os = Os::parse(&ProbeResult {

@@ -22,10 +22,7 @@ pub fn succeeded(request: &PlanRequest, name: &str) -> bool {
 
 /// A probe printing the file at `path` (exit code 1 and nothing when it does not exist).
 pub fn file(name: &str, path: &str) -> Probe {
-    Probe {
-        name: name.into(),
-        run: Run::Shell(format!("cat {} 2>/dev/null", quote(path))),
-    }
+    Probe::run(name, Run::Shell(format!("cat {} 2>/dev/null", quote(path))))
 }
 
 /// The content a [`file()`] probe read, `None` when the file does not exist.

@@ -93,10 +93,7 @@ pub fn modules_probe(name: &str, modules: &[String]) -> Probe {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    Probe {
-        name: name.into(),
-        run: Run::Shell(script),
-    }
+    Probe::run(name, Run::Shell(script))
 }
 
 /// Modules a [`modules_probe`] found loaded.
@@ -122,10 +119,7 @@ pub fn values_probe(name: &str, keys: &[&String]) -> Probe {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    Probe {
-        name: name.into(),
-        run: Run::Shell(script),
-    }
+    Probe::run(name, Run::Shell(script))
 }
 
 /// Live values from a [`values_probe`], normalized.

@@ -125,10 +125,10 @@ impl Config {
 /// Prints `NAME:HOME` of the user (by default the login user, also under sudo).
 fn user_probe(user: Option<&str>) -> Probe {
     let user = user.map_or_else(|| "\"${SUDO_USER:-$(id -un)}\"".to_string(), quote);
-    Probe {
-        name: PROBE_USER.into(),
-        run: Run::Shell(format!("getent passwd {user} | cut -d: -f1,6")),
-    }
+    Probe::run(
+        PROBE_USER,
+        Run::Shell(format!("getent passwd {user} | cut -d: -f1,6")),
+    )
 }
 
 fn user_and_home(

@@ -47,11 +47,11 @@ fn without_a_kubeconfig_only_the_binary_and_its_version() {
 #[test]
 fn the_user_probe_names_the_login_user_even_under_sudo_or_the_one_asked_for() {
     assert_eq!(
-        user_probe(None).run.to_shell(),
+        user_probe(None).as_run().unwrap().to_shell(),
         "getent passwd \"${SUDO_USER:-$(id -un)}\" | cut -d: -f1,6"
     );
     assert_eq!(
-        user_probe(Some("a b")).run.to_shell(),
+        user_probe(Some("a b")).as_run().unwrap().to_shell(),
         "getent passwd 'a b' | cut -d: -f1,6"
     );
     let error = Request::new(json!({"version": "1.34.5", "kubeconfig": "k", "user": "nobody2"}))

@@ -100,10 +100,7 @@ impl Limits {
 }
 
 fn shell(name: &str, script: String) -> Probe {
-    Probe {
-        name: name.into(),
-        run: Run::Shell(script),
-    }
+    Probe::run(name, Run::Shell(script))
 }
 
 /// Everything preflight reads, in one round trip.

@@ -104,26 +104,17 @@ fn fstab(params: &Params) -> Result<&str, PluginError> {
 fn probes(fstab: &str) -> Vec<Probe> {
     vec![
         os::probe(),
-        Probe {
-            name: PROBE_ACTIVE.into(),
-            run: Run::Shell("tail -n +2 /proc/swaps".into()),
-        },
-        Probe {
-            name: PROBE_FSTAB.into(),
-            run: Run::Shell(format!(
+        Probe::run(PROBE_ACTIVE, Run::Shell("tail -n +2 /proc/swaps".into())),
+        Probe::run(PROBE_FSTAB, Run::Shell(format!(
                 "grep -E {} {} 2>/dev/null || true",
                 quote(SWAP_LINE),
                 quote(fstab)
-            )),
-        },
-        Probe {
-            name: PROBE_UNITS.into(),
-            run: Run::Shell(
+            ))),
+        Probe::run(PROBE_UNITS, Run::Shell(
                 "systemctl list-units --type=swap --all --plain --no-legend 2>/dev/null | awk '{print $1}'; \
                  systemctl list-unit-files --type=swap --no-legend 2>/dev/null | awk '$2 != \"masked\" {print $1}'"
                     .into(),
-            ),
-        },
+            )),
     ]
 }
 

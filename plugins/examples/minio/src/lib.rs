@@ -279,16 +279,16 @@ fn listen_host(address: &str) -> Option<&str> {
 fn probes(config: &Config) -> Vec<Probe> {
     let binary = quote(&config.path(BINARY_PATH));
     vec![
-        Probe {
-            name: PROBE_INSTALLED.into(),
-            run: Run::Shell(format!(
+        Probe::run(
+            PROBE_INSTALLED,
+            Run::Shell(format!(
                 "if [ -x {binary} ]; then {binary} --version 2>/dev/null | head -n 1; fi"
             )),
-        },
-        Probe {
-            name: PROBE_HTTP.into(),
-            run: Run::Shell("command -v curl || command -v wget || true".into()),
-        },
+        ),
+        Probe::run(
+            PROBE_HTTP,
+            Run::Shell("command -v curl || command -v wget || true".into()),
+        ),
     ]
 }
 

@@ -132,7 +132,12 @@ fn values_reach_the_host_only_in_a_0600_file_never_on_a_command_line() {
         }
     }
     assert_eq!(files, 1);
-    assert!(!release.probe().run.to_shell().contains("s3cr3t"));
+    assert!(!release
+        .probe()
+        .as_run()
+        .unwrap()
+        .to_shell()
+        .contains("s3cr3t"));
 }
 
 #[test]
@@ -253,7 +258,7 @@ fn the_probe_script_asks_helm_four_questions_in_one_shell() {
     release.helm = helm.display().to_string();
     let output = std::process::Command::new("sh")
         .arg("-c")
-        .arg(release.probe().run.to_shell())
+        .arg(release.probe().as_run().unwrap().to_shell())
         .output()
         .unwrap();
     assert!(output.status.success());
