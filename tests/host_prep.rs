@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
-use serde_json::Value;
+use crate::support::{assert_exit, events, statuses};
 
 static HOSTS: Mutex<()> = Mutex::new(());
 
@@ -89,37 +89,6 @@ impl Hosts {
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
-}
-
-/// `--output json` events of one kind.
-fn events<'a>(output: &'a Output, kind: &'a str) -> impl Iterator<Item = Value> + 'a {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(move |event| event["event"] == kind)
-        .collect::<Vec<_>>()
-        .into_iter()
-}
-
-fn statuses(output: &Output) -> std::collections::BTreeMap<String, String> {
-    events(output, "node_finished")
-        .map(|e| {
-            (
-                e["node"].as_str().unwrap().to_string(),
-                e["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// The machine's first nameserver: the hosts resolve through it, so the dns step keeps it.

@@ -111,3 +111,41 @@ pub async fn run_in_memory(
         journal: transport.journal(),
     }
 }
+
+// ---- Helpers for runs of the graphrun binary ----
+
+/// `--output json` events of one kind.
+pub fn events<'a>(
+    output: &'a std::process::Output,
+    kind: &'a str,
+) -> impl Iterator<Item = serde_json::Value> + 'a {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(move |event| event["event"] == kind)
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// Each node's final status (`ok`, `changed`, `failed`, …) from `--output json` events.
+pub fn statuses(output: &std::process::Output) -> std::collections::BTreeMap<String, String> {
+    events(output, "node_finished")
+        .map(|e| {
+            (
+                e["node"].as_str().unwrap().to_string(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Fails with the run's output unless it exited with `code`.
+pub fn assert_exit(output: &std::process::Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
