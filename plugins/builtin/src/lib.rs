@@ -28,6 +28,8 @@ pub fn plugins() -> Vec<Arc<dyn Plugin>> {
     plugins.push(Arc::new(graphrun_plugin_preflight::PreflightPlugin));
     #[cfg(feature = "rke")]
     plugins.push(Arc::new(graphrun_plugin_rke::RkePlugin));
+    #[cfg(feature = "ssh-key")]
+    plugins.push(Arc::new(graphrun_plugin_ssh_key::SshKeyPlugin));
     #[cfg(feature = "swap")]
     plugins.push(Arc::new(graphrun_plugin_swap::SwapPlugin));
     #[cfg(feature = "sysctl")]

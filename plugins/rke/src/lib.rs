@@ -42,13 +42,14 @@ const PARAMS: &[Param] = &[
     Param::optional("server", ParamKind::String, "rke2: address of the first server, for the nodes that join it (https://SERVER:9345); unset (or this host's address) on the first server"),
     Param::optional("tls_san", ParamKind::StringList, "rke2 servers: extra names and addresses for the API server's certificate")
         .default_strings(&[]),
+    Param::optional("kubeconfig", ParamKind::String, "rke2 agents: a kubeconfig of the cluster on the control machine, to wait for the node Ready (e.g. \"{{ steps.ID.outputs.kubeconfig }}\" of the first server's step); servers use their own"),
     Param::optional("airgap", ParamKind::Bool, "rke2: also install the images archive, for hosts that cannot pull images")
         .default_bool(false),
 ];
 
 /// Parameters only one distribution reads; setting one for the other is a mistake.
 const RKE1_ONLY: &[&str] = &["kubernetes_version", "nodes", "ssh_key_path", "dir"];
-const RKE2_ONLY: &[&str] = &["token", "server", "tls_san", "airgap"];
+const RKE2_ONLY: &[&str] = &["token", "server", "tls_san", "kubeconfig", "airgap"];
 
 /// The `rke` step.
 #[derive(Debug, Default)]

@@ -7,7 +7,9 @@
 //! joining step may run on every host.
 
 use graphrun_plugin_api::shell::quote;
-use graphrun_plugin_api::{Op, Plan, PlanRequest, PlanResponse, PluginError, Run};
+use std::time::Duration;
+
+use graphrun_plugin_api::{KubeRef, Op, Plan, PlanRequest, PlanResponse, PluginError, Run, Wait};
 use graphrun_plugin_kit::params::Args;
 use graphrun_plugin_kit::{artifacts, probe, systemd};
 use serde::Serialize;
@@ -28,6 +30,8 @@ const SUPERVISOR_PORT: u16 = 9345;
 /// How long a server may take to write its kubeconfig after it started.
 const KUBECONFIG_WAIT_SECONDS: u32 = 300;
 const PROBE_CONFIG: &str = "config";
+/// How long a node may take to become Ready once its service runs.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Where release files are kept on the host.
 const DOWNLOADS: &str = "/var/lib/graphrun/rke2";
 /// sha256 of the tarball last unpacked into /usr/local.
@@ -78,6 +82,7 @@ pub struct Settings {
     cni: String,
     ingress: Option<String>,
     tls_san: Vec<String>,
+    kubeconfig: Option<String>,
     /// Whether the images archive is installed too.
     airgap: bool,
 }
@@ -120,6 +125,7 @@ impl Settings {
                 .choice("ingress", &["traefik", "ingress-nginx"])?
                 .map(str::to_string),
             tls_san: args.strings("tls_san")?,
+            kubeconfig: args.str("kubeconfig")?.map(str::to_string),
             airgap: args.flag("airgap")?,
         })
     }
@@ -174,22 +180,39 @@ pub fn plan(settings: &Settings, request: &PlanRequest) -> Result<PlanResponse, 
     }
     ops.push(systemd::enable_now(unit));
     let mut plan = Plan::ops(ops);
-    if server {
+    let kubeconfig = if server {
         let address = &request.host.address;
+        let local = format!("{}/{FETCHED}", request.fetch_dir);
         plan.ops.push(kubeconfig_copy(address));
         plan.ops.push(Op::Fetch {
             path: KUBECONFIG_COPY.into(),
             to: FETCHED.into(),
         });
-        plan.outputs.insert(
-            "kubeconfig".into(),
-            Value::from(format!("{}/{FETCHED}", request.fetch_dir)),
-        );
+        plan.outputs
+            .insert("kubeconfig".into(), Value::from(local.as_str()));
         plan.outputs.insert(
             "api_server".into(),
             Value::from(format!("https://{address}:6443")),
         );
-    }
+        local
+    } else {
+        settings.kubeconfig.clone().ok_or_else(|| {
+            PluginError::param(
+                "kubeconfig",
+                format!(
+                    "is required on agents ({} is not in the `{SERVER_GROUP}` group), whose node is waited Ready through the API: \
+                     set it to the first server's, e.g. \"{{{{ steps.ID.outputs.kubeconfig }}}}\"",
+                    request.host.name
+                ),
+            )
+        })?
+    };
+    plan.ops.push(Op::kube_wait(
+        &kubeconfig,
+        KubeRef::new("v1", "Node", &request.host.name),
+        Wait::condition("Ready"),
+        READY_TIMEOUT,
+    ));
     Ok(plan.into())
 }
 

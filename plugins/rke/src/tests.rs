@@ -5,6 +5,8 @@ use serde_json::{json, Value};
 
 const FETCH_DIR: &str = "/work/.graphrun/cluster/fetched/master";
 const TOKEN: &str = "K10-s3cret-token-value";
+/// The first RKE2 server's kubeconfig, as its step's output names it.
+const FIRST_KUBECONFIG: &str = "/work/.graphrun/cluster/fetched/s1/rke2.yaml";
 
 fn host(name: &str, address: &str, groups: &[&str]) -> HostInfo {
     HostInfo {
@@ -315,7 +317,8 @@ fn rke2_plan(params: Value, on: HostInfo) -> Plan {
 
 #[test]
 fn rke2_config_for_the_first_server_a_joining_server_and_an_agent() {
-    let extra = json!({"server": "10.77.3.101", "tls_san": ["k8s.lab.test"], "ingress": "traefik"});
+    let extra = json!({"server": "10.77.3.101", "tls_san": ["k8s.lab.test"], "ingress": "traefik",
+                       "kubeconfig": FIRST_KUBECONFIG});
     let nodes = [
         (
             "first-server",
@@ -344,7 +347,8 @@ fn the_rke2_token_stays_in_its_private_file() {
         host("s1", "10.77.3.101", &["controlplane"]),
         host("s2", "10.77.3.102", &[]),
     ] {
-        let plan = rke2_plan(rke2_params(json!({"server": "10.77.3.101"})), on);
+        let extra = json!({"server": "10.77.3.101", "kubeconfig": FIRST_KUBECONFIG});
+        let plan = rke2_plan(rke2_params(extra), on);
         for op in &plan.ops {
             assert!(!op.summary().contains(TOKEN), "{}", op.summary());
             if let Op::File { content, attrs, .. } = op {
@@ -379,4 +383,21 @@ fn rke2_airgap_installs_the_images_archive_where_rke2_imports_it() {
     assert!(text.contains("artifact https://github.com/rancher/rke2/releases/download/v1.34.5%2Brke2r1/rke2-images.linux-amd64.tar.zst → /var/lib/rancher/rke2/agent/images/rke2-images.linux-amd64.tar.zst"), "{text}");
     let text = render(&rke2_plan(rke2_params(json!({})), on));
     assert!(!text.contains("rke2-images"), "{text}");
+}
+
+#[test]
+fn an_rke2_agent_needs_a_kubeconfig_to_wait_for_its_node() {
+    let agent = host("s2", "10.77.3.102", &["worker"]);
+    let error = Request::new(rke2_params(json!({"server": "10.77.3.101"})))
+        .on(agent)
+        .fact("arch", "x86_64")
+        .plan(&RkePlugin, |_| None)
+        .unwrap_err();
+    assert_eq!(error.param.as_deref(), Some("kubeconfig"));
+    assert!(
+        error
+            .message
+            .contains("s2 is not in the `controlplane` group"),
+        "{error}"
+    );
 }
