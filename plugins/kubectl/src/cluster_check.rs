@@ -1,8 +1,12 @@
 //! The read-only check after the kubeconfig is in place: `kubectl get nodes` when an API server
-//! answers, and a warning when kubectl is more than one minor version away from it.
+//! answers (the step's output `nodes`), and a warning when kubectl is more than one minor
+//! version away from it.
 
 use graphrun_plugin_api::shell::quote;
 use graphrun_plugin_api::{Op, Run};
+
+/// The step output that holds what `kubectl get nodes` printed (empty: no cluster answered).
+pub const OUTPUT: &str = "nodes";
 
 /// Seconds kubectl waits for the API server before the check says none answers.
 const REQUEST_TIMEOUT: u32 = 10;
@@ -34,5 +38,5 @@ pub fn op(kubectl: &str, kubeconfig: &str, client_minor: Option<u32>) -> Op {
              fi\n"
         ));
     }
-    Op::check(Run::Shell(script))
+    Op::check(Run::Shell(script)).capturing(OUTPUT)
 }

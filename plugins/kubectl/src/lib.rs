@@ -2,8 +2,9 @@
 //! `.sha256`, or the playbook's mirror), installed with mode 0755; the cluster's kubeconfig (a
 //! file on the control machine, usually a cluster step's `kubeconfig` output) as
 //! `~/.kube/config` (0600) of the configured user; `kubectl version --client`, and
-//! `kubectl get nodes` when a cluster answers, with a warning when kubectl is more than one minor
-//! version away from the API server (kubectl's supported skew).
+//! `kubectl get nodes` when a cluster answers (output `nodes`: what it printed), with a warning
+//! when kubectl is more than one minor version away from the API server (kubectl's supported
+//! skew).
 //!
 //! Probes (one round trip): the OS (for the architecture) and the user's home.
 
@@ -49,6 +50,7 @@ impl Plugin for KubectlPlugin {
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Installs a pinned kubectl, puts the cluster's kubeconfig in ~/.kube/config (0600) and checks that the cluster answers".into(),
             params: specs(PARAMS),
+            outputs: vec![cluster_check::OUTPUT.into()],
             ..Default::default()
         }
     }
