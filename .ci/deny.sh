@@ -19,6 +19,9 @@ if [ ! -x "$DENY" ]; then
 fi
 "$DENY" --version
 
+# The check reads every platform's dependencies; a build fetches only this one's (reqwest's
+# wasm crates, for one), so every crate of the lock file is fetched first.
+cargo fetch --locked --quiet
 "$DENY" --offline check licenses bans sources
 if timeout 20 git ls-remote https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then
     "$DENY" check advisories

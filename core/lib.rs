@@ -4,9 +4,11 @@
 //! SSH connection per host.
 //!
 //! Layout: [`playbook`] (load and validate), [`engine`] (DAG, scheduler, state, events),
+//! [`artifacts`] (downloads and the cache on the control machine),
 //! [`transport`] (local, SSH, simulated hosts), [`plugins`] (built-in and loaded plugins),
 //! [`output`] (progress, recap, JSON), [`cli`].
 
+pub mod artifacts;
 pub mod cli;
 pub mod engine;
 pub mod limits;

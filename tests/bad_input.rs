@@ -11,6 +11,10 @@ use std::process::{Command, Output};
 /// Case (file stem), the expected error, and where it points (`line:column`; "" for an error
 /// about the whole file).
 const CASES: &[(&str, &str, &str)] = &[
+    ("artifacts-dir-missing", "`dir`: bad/no-such-artifacts is not a folder", "5:7"),
+    ("artifacts-mirror-and-dir", "`dir` and `mirror` both given", "6:1"),
+    ("artifacts-mirror-not-url", "`mirror`: `ftp://127.0.0.1/artifacts` is not an http:// or https:// URL", "5:10"),
+    ("artifacts-unknown-key", "unknown key `mirorr`", "5:1"),
     ("cycle-three", "steps depend on each other in a cycle: x → z → y → x", "6:10"),
     ("cycle-two", "steps depend on each other in a cycle: x → y → x", "6:10"),
     ("duplicate-step-id", "table `[steps.x]` is defined twice", "8:8"),

@@ -107,7 +107,7 @@ fn unknown_top_level_table() {
             "4:2",
             "unknown table `step`",
             "did you mean `steps`?",
-            Some("allowed here: vars, defaults, hosts, groups, plugins, steps")
+            Some("allowed here: vars, defaults, hosts, groups, plugins, artifacts, steps")
         )
     );
 }

@@ -12,6 +12,7 @@ pub fn of_op(op: &Op, stdout: &[u8], redactor: &Redactor) -> Option<String> {
     let path = match op {
         Op::File { path, .. }
         | Op::Upload { path, .. }
+        | Op::Artifact { path, .. }
         | Op::Line { path, .. }
         | Op::Replace { path, .. }
         | Op::Block { path, .. }

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::artifacts::Origin;
+
 /// `apply` changes hosts; `plan` only looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,6 +89,18 @@ pub enum OpStatus {
     Failed,
     /// Not run (an earlier op failed, or `plan` does not run it).
     NotRun,
+}
+
+/// What an upload or artifact op did with its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transfer {
+    /// The host had a file with the same sha256: nothing was sent.
+    Present,
+    /// Sent to the host.
+    Sent,
+    /// `plan`: the host's copy differs; it would be sent.
+    ToSend,
 }
 
 /// Counts per host for the recap.
@@ -188,6 +202,28 @@ pub enum Event {
         /// The file's size.
         size_bytes: u64,
     },
+    /// An artifact is ready for the run's uploads (once per run, before its first upload).
+    ArtifactReady {
+        /// Its upstream URL.
+        url: String,
+        /// Its sha256.
+        sha256: String,
+        /// Its size (not known in `plan` before it is downloaded).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size_bytes: Option<u64>,
+        /// `cache`, `folder`, `downloaded`, or in `plan` `to_download`.
+        origin: Origin,
+    },
+    /// An artifact's download moved on (every 5%, or 8 MiB when its size is unknown).
+    ArtifactProgress {
+        /// Its upstream URL.
+        url: String,
+        /// Bytes received so far.
+        received_bytes: u64,
+        /// The size the server announced.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size_bytes: Option<u64>,
+    },
     /// An op ended.
     OpFinished {
         /// `step@host`.
@@ -216,6 +252,9 @@ pub enum Event {
         /// diff or a one-line summary for binary and large files (secrets redacted).
         #[serde(skip_serializing_if = "Option::is_none")]
         diff: Option<String>,
+        /// Uploads and artifacts: whether the file was on the host already or was sent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        transfer: Option<Transfer>,
     },
     /// A node ended.
     NodeFinished {

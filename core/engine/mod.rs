@@ -16,5 +16,7 @@ pub mod state;
 mod verbose;
 
 pub use dag::{Dag, Selection};
-pub use events::{Collector, Event, Mode, NodeStatus, OpStatus, Recap, Reporter, StepLinks};
+pub use events::{
+    Collector, Event, Mode, NodeStatus, OpStatus, Recap, Reporter, StepLinks, Transfer,
+};
 pub use run::{execute, RunOptions, RunSummary};

@@ -246,6 +246,7 @@ async fn attempt_once(
             stderr: failed_stderr.clone().or(warnings),
             stdout: failed_stdout.clone(),
             diff: result.diff.clone(),
+            transfer: result.transfer,
         });
         match status {
             OpStatus::Failed => {

@@ -95,6 +95,8 @@ pub struct RunContext {
     pub(super) reporter: Arc<dyn Reporter>,
     /// Upload sources' checksums, computed once per run.
     pub(super) checksums: crate::transport::upload::Checksums,
+    /// Artifacts, each made ready once per run.
+    pub(super) artifacts: crate::artifacts::Store,
     shared: minijinja::Value,
     facts: HashMap<String, OnceCell<FactsResult>>,
     outputs: Mutex<HashMap<usize, StepOutputs>>,
@@ -286,6 +288,11 @@ pub async fn execute(
         env: template::environment(),
         reporter: reporter.clone(),
         checksums: Default::default(),
+        artifacts: crate::artifacts::Store::new(
+            &playbook.artifacts,
+            options.mode == Mode::Apply,
+            reporter.clone(),
+        ),
         shared,
         outputs: Mutex::new(HashMap::new()),
         ancestors: ancestors(&playbook),

@@ -10,7 +10,9 @@ use crate::transport::script;
 pub(super) fn show_ops(redactor: &Redactor, node: &str, ops: &[Op]) {
     for (index, op) in ops.iter().enumerate() {
         let text = match op {
-            Op::Upload { .. } => "(an upload: its content is not shown)".to_string(),
+            Op::Upload { .. } | Op::Artifact { .. } => {
+                "(an upload: its content is not shown)".to_string()
+            }
             _ if op.target() == Target::Cluster => "(through the Kubernetes API)".to_string(),
             _ => redacted(redactor, op)
                 .and_then(|op| script::compile(&op, None, false))

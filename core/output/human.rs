@@ -10,7 +10,8 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::plural;
 use super::style::{self, Paint};
-use crate::engine::{Event, Mode, NodeStatus, OpStatus, Recap, Reporter};
+use crate::engine::events::Origin;
+use crate::engine::{Event, Mode, NodeStatus, OpStatus, Recap, Reporter, Transfer};
 
 /// Hosts shown with a bar of their own; the rest share one summary bar.
 const MAX_BARS: usize = 20;
@@ -25,6 +26,8 @@ struct Inner {
     bars: Option<MultiProgress>,
     host_bars: HashMap<String, ProgressBar>,
     overflow: Option<ProgressBar>,
+    /// A bar per artifact being downloaded, by URL.
+    downloads: HashMap<String, ProgressBar>,
     failures: Vec<(String, String)>,
     /// Warnings of read-only checks that passed, by node (shown under the recap).
     warnings: Vec<(String, String)>,
@@ -46,6 +49,7 @@ impl Human {
                 bars: fancy.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout())),
                 host_bars: HashMap::new(),
                 overflow: None,
+                downloads: HashMap::new(),
                 failures: Vec::new(),
                 warnings: Vec::new(),
                 changes: BTreeMap::new(),
@@ -166,26 +170,77 @@ impl Reporter for Human {
                     bar.set_message(format!("{node}: uploading {path} {percent}%"));
                 }
             }
+            Event::ArtifactProgress {
+                url,
+                received_bytes,
+                size_bytes,
+            } => {
+                if let Some(bars) = inner.bars.clone() {
+                    let bar = inner.downloads.entry(url.clone()).or_insert_with(|| {
+                        let style = ProgressStyle::with_template(
+                            "downloading {msg} {bytes}/{total_bytes} {bytes_per_sec}",
+                        )
+                        .expect("valid template");
+                        bars.add(
+                            ProgressBar::new(0)
+                                .with_style(style)
+                                .with_message(url.clone()),
+                        )
+                    });
+                    bar.set_length(size_bytes.unwrap_or(*received_bytes));
+                    bar.set_position(*received_bytes);
+                }
+            }
+            Event::ArtifactReady {
+                url,
+                size_bytes,
+                origin,
+                ..
+            } => {
+                if let Some(bar) = inner.downloads.remove(url) {
+                    bar.finish_and_clear();
+                }
+                let whence = match origin {
+                    Origin::Cache => "in the cache".to_string(),
+                    Origin::Folder => "from the artifacts folder".to_string(),
+                    Origin::Downloaded => {
+                        format!(
+                            "downloaded ({:.1} MB)",
+                            size_bytes.unwrap_or(0) as f64 / 1e6
+                        )
+                    }
+                    Origin::ToDownload => "to download".to_string(),
+                };
+                inner.say(&format!("artifact {url}: {whence}"));
+            }
             Event::OpFinished {
                 node,
                 op,
                 status,
                 diff,
                 stderr,
+                transfer,
                 ..
             } => {
                 if let (OpStatus::Ok, Some(lines)) = (status, stderr) {
                     inner.warnings.push((node.clone(), lines.clone()));
                 }
-                // `plan` lists every op that would change; `apply --diff` the changes it made.
+                // `plan` lists every op that would change (and every file it would upload or
+                // finds on the host already); `apply --diff` the changes it made.
                 let listed = *status == OpStatus::WouldChange
-                    || (*status == OpStatus::Changed && diff.is_some());
+                    || (*status == OpStatus::Changed && diff.is_some())
+                    || (inner.mode == Mode::Plan && transfer.is_some());
                 if listed {
+                    let text = match transfer {
+                        Some(Transfer::Present) => format!("= {op} (on the host already)"),
+                        Some(Transfer::ToSend) => format!("~ {op} (to upload)"),
+                        _ => format!("~ {op}"),
+                    };
                     inner
                         .changes
                         .entry(node.clone())
                         .or_default()
-                        .push((op.clone(), diff.clone()));
+                        .push((text, diff.clone()));
                 }
             }
             Event::NodeFinished {
@@ -233,7 +288,7 @@ impl Reporter for Human {
                     inner.say(&text);
                 }
                 for (op, diff) in inner.changes.remove(node).unwrap_or_default() {
-                    inner.say(&format!("    ~ {op}"));
+                    inner.say(&format!("    {op}"));
                     if let Some(diff) = diff {
                         inner.say(&indented_diff(&diff));
                     }

@@ -30,6 +30,8 @@ pub struct Playbook {
     pub groups: BTreeMap<String, Vec<String>>,
     /// Steps in file order.
     pub steps: Vec<Step>,
+    /// Where artifacts come from and are cached (`[artifacts]`).
+    pub artifacts: crate::artifacts::Settings,
     /// Every secret value, to be redacted from all output.
     pub secrets: Vec<String>,
     /// Problems that do not stop a run (printed before it).

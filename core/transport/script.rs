@@ -134,7 +134,7 @@ pub enum Arrival {
 }
 
 /// Compiles one host op to the body of a shell function. `upload` says where the content of
-/// an [`Op::Upload`] is; with `diff`, ops that change a
+/// an [`Op::Upload`] or [`Op::Artifact`] is; with `diff`, ops that change a
 /// file's content report it before and after (see [`parse_diff`]).
 pub fn compile(op: &Op, upload: Option<&Arrival>, diff: bool) -> Result<String, String> {
     // `gr_d` outlives the op in the session shell: every snippet sets it.
@@ -190,7 +190,7 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
             content_to_temp(content.as_bytes(), "c"),
             put_args(path, attrs)
         ),
-        Op::Upload { path, attrs, .. } => match upload {
+        Op::Upload { path, attrs, .. } | Op::Artifact { path, attrs, .. } => match upload {
             Some(Arrival::InPlace) => format!(
                 "gr_attrs {} || return\n[ \"$gr_changed\" = 1 ] || gr_s=u",
                 put_args(path, attrs)

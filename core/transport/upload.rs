@@ -105,7 +105,8 @@ pub async fn sources(
     Ok(found)
 }
 
-fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+/// A local file's sha256 (hex) and size, read in chunks.
+pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();

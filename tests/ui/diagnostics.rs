@@ -178,7 +178,7 @@ error: unknown table `hostz`
   |
 1 | [hostz.control]
   |  ^^^^^ did you mean `hosts`?
-  = help: allowed here: vars, defaults, hosts, groups, plugins, steps
+  = help: allowed here: vars, defaults, hosts, groups, plugins, artifacts, steps
 
 1 error in playbook.toml: nothing was run
 

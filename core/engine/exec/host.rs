@@ -7,10 +7,11 @@ use std::path::Path;
 use graphrun_plugin_api::{Op, Probe, ProbeResult, Run};
 
 use super::OpResult;
-use crate::engine::events::{Event, NodeStatus, OpStatus};
+use crate::engine::events::{Event, NodeStatus, OpStatus, Transfer};
 use crate::engine::node::{Failure, Names};
 use crate::engine::run::RunContext;
 use crate::engine::state::{private_dir, write_private};
+use crate::transport::script::Arrival;
 use crate::transport::{upload, Frame, Lease, RunError, Session};
 
 /// Files this large get progress events.
@@ -24,9 +25,17 @@ pub(super) async fn run(
     ops: &[Op],
     check_mode: bool,
 ) -> Result<Vec<OpResult>, Failure> {
-    let sources = upload::sources(&cx.playbook.dir(), ops, &cx.checksums)
+    let mut sources = upload::sources(&cx.playbook.dir(), ops, &cx.checksums)
         .await
         .map_err(|err| (NodeStatus::Failed, err))?;
+    // Artifacts come from this machine's cache: a checksum mismatch ends the node here,
+    // before any byte is sent.
+    sources.extend(
+        cx.artifacts
+            .sources(ops)
+            .await
+            .map_err(|err| (NodeStatus::Failed, err))?,
+    );
     let progress = |source: &upload::Source, sent: u64| report_upload(cx, names, source, sent);
     let mut arrivals = upload::stage(session, &sources, check_mode, &progress)
         .await
@@ -35,6 +44,10 @@ pub(super) async fn run(
         .run(ops, &arrivals, check_mode, check_mode || cx.diff)
         .await
         .map_err(node_failure)?;
+    let transfers: HashMap<usize, Transfer> = arrivals
+        .iter()
+        .map(|(index, arrival)| (*index, transfer(arrival)))
+        .collect();
     // Staged files that an op moved into place are gone; the others (an earlier op failed)
     // are removed.
     arrivals.retain(|index, _| !frames.get(*index).is_some_and(|f| f.exit_code == Some(0)));
@@ -42,7 +55,8 @@ pub(super) async fn run(
     Ok(ops
         .iter()
         .zip(frames)
-        .map(|(op, frame)| {
+        .enumerate()
+        .map(|(index, (op, frame))| {
             let status = op_status(op, &frame);
             let diff = crate::engine::diff::of_op(op, &frame.stdout, &cx.redactor);
             let result = OpResult {
@@ -51,6 +65,7 @@ pub(super) async fn run(
                 stdout: frame.stdout,
                 stderr: frame.stderr,
                 diff,
+                transfer: transfers.get(&index).copied(),
             };
             match op {
                 Op::Fetch { to, .. } if status == OpStatus::Ok && !check_mode => {
@@ -132,6 +147,15 @@ fn report_upload(cx: &RunContext, names: &Names<'_>, source: &upload::Source, se
             sent_bytes: sent,
             size_bytes: source.size,
         });
+    }
+}
+
+/// What an upload's arrival says about its file.
+fn transfer(arrival: &Arrival) -> Transfer {
+    match arrival {
+        Arrival::InPlace => Transfer::Present,
+        Arrival::Staged(_) => Transfer::Sent,
+        Arrival::NotSent => Transfer::ToSend,
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use graphrun_plugin_api::{Op, Probe, ProbeResult, Target};
 
-use super::events::OpStatus;
+use super::events::{OpStatus, Transfer};
 use super::node::{Failure, Names};
 use super::run::RunContext;
 use crate::transport::{Lease, Session};
@@ -27,6 +27,8 @@ pub(super) struct OpResult {
     pub stderr: Vec<u8>,
     /// `plan` and `apply --diff`: what it changes (would change), secrets redacted.
     pub diff: Option<String>,
+    /// Uploads and artifacts: whether the file was on the host already or was sent.
+    pub transfer: Option<Transfer>,
 }
 
 impl OpResult {
@@ -38,6 +40,7 @@ impl OpResult {
             stdout: Vec::new(),
             stderr: Vec::new(),
             diff: None,
+            transfer: None,
         }
     }
 

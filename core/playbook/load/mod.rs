@@ -12,6 +12,7 @@ use super::{check, uploads};
 use super::{Diagnostic, Playbook, Source};
 use crate::plugins::Registry;
 
+mod artifacts;
 mod inventory;
 mod steps;
 
@@ -23,7 +24,15 @@ use values::a_kind;
 
 use inventory::{with_group_tables, Settings, CONNECTION_KEYS};
 
-const PLAYBOOK_KEYS: [&str; 6] = ["vars", "defaults", "hosts", "groups", "plugins", "steps"];
+const PLAYBOOK_KEYS: [&str; 7] = [
+    "vars",
+    "defaults",
+    "hosts",
+    "groups",
+    "plugins",
+    "artifacts",
+    "steps",
+];
 const INVENTORY_KEYS: [&str; 3] = ["defaults", "hosts", "groups"];
 
 /// Loads and validates a playbook (and optional inventory file), loading the custom plugins it
@@ -59,6 +68,7 @@ pub fn load(
     let groups = loader.read_groups(&[&inventory, &playbook], &hosts);
     let hosts = with_group_tables(hosts, &groups);
     loader.load_plugins(&playbook, registry);
+    let artifacts = loader.read_artifacts(&playbook);
     let (steps, spans) = loader.read_steps(&playbook, &hosts, &groups, registry);
     if loader.diagnostics.is_empty() {
         let known = check::Known {
@@ -99,6 +109,7 @@ pub fn load(
             hosts,
             groups,
             steps,
+            artifacts,
             secrets: loader.secrets,
             warnings,
         })

@@ -1,8 +1,9 @@
-//! The built-in `file` step: a file's content, a line in it, a regex rewrite, or a directory.
+//! The built-in `file` step: a file's content (given, a local file, or an artifact downloaded
+//! from a URL), a line in it, a regex rewrite, or a directory.
 
 use graphrun_plugin_api::{
-    attrs_from, Op, ParamKind, Params, Plan, PlanRequest, PlanResponse, Plugin, PluginError,
-    PluginInfo,
+    attrs_from, Checksum, Op, ParamKind, Params, Plan, PlanRequest, PlanResponse, Plugin,
+    PluginError, PluginInfo,
 };
 use graphrun_plugin_kit::params::{specs, Args, Param, GROUP, MODE, OWNER};
 
@@ -16,7 +17,9 @@ const PARAMS: &[Param] = &[
     Param::required("path", ParamKind::String, "Path on the host"),
     Param::optional("content", ParamKind::String, "Whole content of the file"),
     Param::optional("source", ParamKind::String, "A local file to copy to the host (relative to the playbook); for binaries and large files"),
-    Param::optional("sha256", ParamKind::String, "With `source`: its expected sha256, checked before anything is sent"),
+    Param::optional("url", ParamKind::String, "An upstream file URL (an artifact): downloaded once by this machine, through [artifacts] `mirror` or `dir` when set, verified, and uploaded to hosts whose copy differs"),
+    Param::optional("sha256", ParamKind::String, "With `source` or `url`: its expected sha256, checked before anything is sent"),
+    Param::optional("checksum_url", ParamKind::String, "With `url`: a checksum file (`sha256sum` lines naming the file, or a lone hash) instead of `sha256`"),
     Param::optional("line", ParamKind::String, "A line the file must contain (created if missing)"),
     Param::optional("absent", ParamKind::Bool, "With `line`: remove the line; alone: remove the path")
         .default_bool(false),
@@ -29,7 +32,7 @@ const PARAMS: &[Param] = &[
 ];
 
 /// The parameters that choose what the step does; one of them, or `absent` alone.
-const MODES: [&str; 5] = ["content", "source", "line", "replace", "directory"];
+const MODES: [&str; 6] = ["content", "source", "url", "line", "replace", "directory"];
 
 impl Plugin for FilePlugin {
     fn info(&self) -> PluginInfo {
@@ -69,6 +72,7 @@ fn file_op(params: &Params) -> Result<Op, PluginError> {
             sha256: args.str("sha256")?.map(str::to_string),
             attrs: attrs.clone(),
         },
+        Some("url") => artifact_op(&args, path)?.with_attrs(attrs.clone()),
         Some("line") if absent => Op::line_absent(path, args.required_str("line")?),
         Some("line") => Op::line(path, args.required_str("line")?),
         Some(_replace) => {
@@ -98,18 +102,38 @@ fn file_op(params: &Params) -> Result<Op, PluginError> {
     if has_attrs
         && !matches!(
             op,
-            Op::File { .. } | Op::Directory { .. } | Op::Upload { .. }
+            Op::File { .. } | Op::Directory { .. } | Op::Upload { .. } | Op::Artifact { .. }
         )
     {
         return Err(PluginError::param(
             "mode",
-            "mode, owner and group go with `content`, `source` or `directory`",
+            "mode, owner and group go with `content`, `source`, `url` or `directory`",
         ));
     }
-    if args.has("sha256") && !matches!(op, Op::Upload { .. }) {
-        return Err(PluginError::param("sha256", "goes with `source`"));
+    if args.has("sha256") && !matches!(op, Op::Upload { .. } | Op::Artifact { .. }) {
+        return Err(PluginError::param("sha256", "goes with `source` or `url`"));
+    }
+    if args.has("checksum_url") && !matches!(op, Op::Artifact { .. }) {
+        return Err(PluginError::param("checksum_url", "goes with `url`"));
     }
     Ok(op)
+}
+
+/// `url` with `sha256` or `checksum_url` (whose line for the URL's file name counts).
+fn artifact_op(args: &Args, path: &str) -> Result<Op, PluginError> {
+    let url = args.required_str("url")?;
+    let file_name = url.rsplit('/').next().unwrap_or_default();
+    let checksum = match (args.str("sha256")?, args.str("checksum_url")?) {
+        (Some(sha256), None) => Checksum::sha256(sha256),
+        (None, Some(sums)) => Checksum::file(sums, file_name),
+        _ => {
+            return Err(PluginError::param(
+                "url",
+                "needs one of `sha256` and `checksum_url`: an artifact is always verified",
+            ))
+        }
+    };
+    Ok(Op::artifact(url, checksum, path))
 }
 
 #[cfg(feature = "export")]
@@ -170,6 +194,31 @@ mod tests {
                 .as_deref(),
             Some("sha256")
         );
+    }
+
+    #[test]
+    fn a_url_is_an_artifact_verified_by_a_sha256_or_a_checksum_file() {
+        let url = "https://dl.k8s.io/release/v1.34.5/bin/linux/amd64/kubectl";
+        assert_eq!(
+            op(json!({"path": "/usr/local/bin/kubectl", "url": url, "checksum_url": format!("{url}.sha256"), "mode": "0755"})).unwrap(),
+            Op::artifact(url, Checksum::file(&format!("{url}.sha256"), "kubectl"), "/usr/local/bin/kubectl")
+                .with_mode("0755")
+        );
+        assert_eq!(
+            op(json!({"path": "/k", "url": url, "sha256": "ab12"})).unwrap(),
+            Op::artifact(url, Checksum::sha256("ab12"), "/k")
+        );
+        for unverified in [
+            json!({"path": "/k", "url": url}),
+            json!({"path": "/k", "url": url, "sha256": "a", "checksum_url": "b"}),
+        ] {
+            let err = op(unverified).unwrap_err();
+            assert_eq!(err.param.as_deref(), Some("url"));
+            assert!(err.message.contains("always verified"), "{}", err.message);
+        }
+        let stray = op(json!({"path": "/a", "content": "x", "checksum_url": "https://x.test/s"}))
+            .unwrap_err();
+        assert_eq!(stray.param.as_deref(), Some("checksum_url"));
     }
 
     #[test]
