@@ -10,6 +10,8 @@ use graphrun_plugin_api::Plugin;
 #[allow(clippy::vec_init_then_push)]
 pub fn plugins() -> Vec<Arc<dyn Plugin>> {
     let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+    #[cfg(feature = "cert-manager")]
+    plugins.push(Arc::new(graphrun_plugin_cert_manager::CertManagerPlugin));
     #[cfg(feature = "command")]
     plugins.push(Arc::new(graphrun_plugin_command::CommandPlugin));
     #[cfg(feature = "dns")]
@@ -22,10 +24,14 @@ pub fn plugins() -> Vec<Arc<dyn Plugin>> {
     plugins.push(Arc::new(graphrun_plugin_file::FilePlugin));
     #[cfg(feature = "helm")]
     plugins.push(Arc::new(graphrun_plugin_helm::HelmPlugin));
+    #[cfg(feature = "ingress")]
+    plugins.push(Arc::new(graphrun_plugin_ingress::IngressPlugin));
     #[cfg(feature = "kubectl")]
     plugins.push(Arc::new(graphrun_plugin_kubectl::KubectlPlugin));
     #[cfg(feature = "preflight")]
     plugins.push(Arc::new(graphrun_plugin_preflight::PreflightPlugin));
+    #[cfg(feature = "rancher")]
+    plugins.push(Arc::new(graphrun_plugin_rancher::RancherPlugin));
     #[cfg(feature = "rke")]
     plugins.push(Arc::new(graphrun_plugin_rke::RkePlugin));
     #[cfg(feature = "ssh-key")]

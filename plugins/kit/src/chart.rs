@@ -37,9 +37,10 @@ pub const HOST_KUBECONFIG: Param = Param::optional(
 /// `helm`: the helm binary on the host.
 pub const HELM: Param =
     Param::optional("helm", ParamKind::String, "The helm binary on the host").default_str("helm");
-/// `wait`: how long helm and the step's own checks wait.
-pub const WAIT: Param = Param::optional(
-    "wait",
+/// `wait_timeout`: how long helm and the step's own checks wait (`wait` and `timeout` are step
+/// keys of the engine).
+pub const WAIT_TIMEOUT: Param = Param::optional(
+    "wait_timeout",
     ParamKind::String,
     "How long the install and each readiness check may take (\"90s\", \"5m\", \"1h30m\")",
 )
@@ -89,19 +90,21 @@ pub fn release(
     }
     release.kubeconfig = args.str("host_kubeconfig")?.map(str::to_string);
     release.helm = args.required_str("helm")?.to_string();
-    release.wait = Some(args.required_str("wait")?.to_string());
+    // Checked here first, so an error names this step's parameter.
+    wait_timeout(args)?;
+    release.wait = Some(args.required_str("wait_timeout")?.to_string());
     release.validate()?;
     Ok(release)
 }
 
-/// The `wait` parameter as a duration, for the step's Kubernetes waits.
-pub fn wait(args: &Args) -> Result<Duration, PluginError> {
-    let text = args.required_str("wait")?;
+/// The `wait_timeout` parameter as a duration, for the step's Kubernetes waits.
+pub fn wait_timeout(args: &Args) -> Result<Duration, PluginError> {
+    let text = args.required_str("wait_timeout")?;
     crate::helm::duration_seconds(text)
         .map(Duration::from_secs)
         .ok_or_else(|| {
             PluginError::param(
-                "wait",
+                "wait_timeout",
                 format!("`{text}` is not a duration such as \"90s\", \"5m\" or \"1h30m\""),
             )
         })
