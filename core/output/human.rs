@@ -205,8 +205,8 @@ impl Reporter for Human {
                     Origin::Folder => "from the artifacts folder".to_string(),
                     Origin::Downloaded => {
                         format!(
-                            "downloaded ({:.1} MB)",
-                            size_bytes.unwrap_or(0) as f64 / 1e6
+                            "downloaded ({:.1} MiB)",
+                            size_bytes.unwrap_or(0) as f64 / 1048576.0
                         )
                     }
                     Origin::ToDownload => "to download".to_string(),
