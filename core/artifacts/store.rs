@@ -121,6 +121,19 @@ impl Store {
     async fn prepare(&self, url: &str, checksum: &Checksum) -> Result<Ready, String> {
         let cache = self.cache.as_ref().map_err(Clone::clone)?;
         let sha256 = self.expected(cache, checksum).await?;
+        let ready = self.find(cache, url, sha256).await?;
+        // A checksum file's answer is kept only once a file has matched it: a wrong checksum
+        // file, once fixed, is read again.
+        if let Checksum::File { url, entry } = checksum {
+            if ready.origin != Origin::ToDownload && cache.known_sum(url, entry).is_none() {
+                cache.remember_sum(url, entry, &ready.sha256)?;
+            }
+        }
+        Ok(ready)
+    }
+
+    /// The file with this sha256: cached, in the folder, or downloaded (in `plan`, not).
+    async fn find(&self, cache: &Cache, url: &str, sha256: String) -> Result<Ready, String> {
         let location = self.settings.locate(url)?;
         if let Some(size) = cache.size(&sha256) {
             return Ok(Ready {
@@ -200,10 +213,7 @@ impl Store {
                 .map_err(|err| format!("cannot read {} for {url}: {err}", path.display()))?,
             Location::Remote(source) => self.http()?.text(&source).await?,
         };
-        let sum = sums::find(&text, entry)
-            .map_err(|err| format!("checksum file {}: {err}", shown(url)))?;
-        cache.remember_sum(url, entry, &sum)?;
-        Ok(sum)
+        sums::find(&text, entry).map_err(|err| format!("checksum file {}: {err}", shown(url)))
     }
 
     /// The HTTP client, started on first use (a run without downloads sets up no TLS).

@@ -117,6 +117,10 @@ fn a_checksum_mismatch_is_refused_before_any_upload() {
         "nothing reached the host"
     );
     assert_eq!(cached_files(&playbook), 0, "a bad file is not cached");
+    // The mirror's checksum file is fixed: the next run reads it again.
+    mirror.put(&format!("{KUBECTL}.sha256"), sha256_hex(&bytes).as_bytes());
+    assert_exit(&graphrun(&["apply"], &playbook), 0);
+    assert_eq!(std::fs::read(&target).unwrap(), bytes);
 }
 
 #[test]
