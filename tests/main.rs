@@ -1,8 +1,8 @@
 //! graphrun's integration tests, compiled as one binary so the suite links once.
 //! Modules that need lab hosts (`ssh`, `uploads`, part of `sessions`) or the Kubernetes control
-//! plane and artifact mirror on one (`kubernetes`, `mirror`, `standin`) skip unless
-//! GRAPHRUN_LAB_INVENTORY / GRAPHRUN_K8S_KUBECONFIG / GRAPHRUN_MIRROR(_DIR) is set, and fail
-//! instead of skipping when CI=true (CI starts them all).
+//! plane and artifact mirror on one (`kubernetes`, `mirror`, `standin`, `standin_lab`) skip
+//! unless GRAPHRUN_LAB_INVENTORY / GRAPHRUN_K8S_KUBECONFIG / GRAPHRUN_MIRROR(_DIR) is set, and
+//! fail instead of skipping when CI=true (CI starts them all).
 
 mod support;
 
@@ -26,6 +26,7 @@ mod security;
 mod sessions;
 mod ssh;
 mod standin;
+mod standin_lab;
 mod state_safety;
 mod ui;
 mod uploads;

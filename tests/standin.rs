@@ -1,20 +1,19 @@
 //! The rke and rke2 stand-ins (`tests/k8s/standin/`), as the artifact mirror serves them: they
 //! take exactly the arguments graphrun uses and refuse anything else, and they refuse a wrong
-//! `cluster.yml` / `config.yaml` with the real tool's message before touching anything. On the
-//! lab, `rke up` brings up the real control plane on its host, writes the kubeconfig and state
-//! where RKE does, and registers cluster.yml's nodes Ready. Skipped unless GRAPHRUN_MIRROR_DIR
-//! is set (`eval "$(tests/k8s/cluster.sh env)"`); CI=true makes that an error.
+//! `cluster.yml` / `config.yaml` with the real tool's message before touching anything (what
+//! they do on lab hosts: `standin_lab`). Skipped unless GRAPHRUN_MIRROR_DIR is set
+//! (`eval "$(tests/k8s/cluster.sh env)"`); CI=true makes that an error.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{skip, ssh_as_root};
+use crate::support::skip;
 
 /// The releases the stand-ins are published as (tests/k8s/build.sh).
-const RKE_VERSION: &str = "v1.8.5";
-const RKE2_VERSION: &str = "v1.34.5+rke2r1";
+pub const RKE_VERSION: &str = "v1.8.5";
+pub const RKE2_VERSION: &str = "v1.34.5+rke2r1";
 
-fn mirror_dir() -> Option<PathBuf> {
+pub fn mirror_dir() -> Option<PathBuf> {
     let Ok(dir) = std::env::var("GRAPHRUN_MIRROR_DIR") else {
         skip(
             "artifact mirror",
@@ -25,17 +24,21 @@ fn mirror_dir() -> Option<PathBuf> {
     Some(dir.into())
 }
 
-fn rke_binary(mirror: &Path) -> PathBuf {
+pub fn rke_binary(mirror: &Path) -> PathBuf {
     mirror.join(format!(
         "github.com/rancher/rke/releases/download/{RKE_VERSION}/rke_linux-amd64"
     ))
 }
 
+pub fn rke2_tarball(mirror: &Path) -> PathBuf {
+    mirror.join(format!(
+        "github.com/rancher/rke2/releases/download/{RKE2_VERSION}/rke2.linux-amd64.tar.gz"
+    ))
+}
+
 /// `bin/rke2` and the units, unpacked from the mirror's tarball into `dir`.
 fn unpack_rke2(mirror: &Path, dir: &Path) -> PathBuf {
-    let tarball = mirror.join(format!(
-        "github.com/rancher/rke2/releases/download/{RKE2_VERSION}/rke2.linux-amd64.tar.gz"
-    ));
+    let tarball = rke2_tarball(mirror);
     let status = Command::new("tar")
         .arg("-xzf")
         .arg(&tarball)
@@ -292,100 +295,4 @@ fn rke2_tarball_has_upstream_s_install_layout_and_units() {
         assert!(unit.contains("Type=notify\n"), "{unit}");
         assert!(unit.contains("WantedBy=multi-user.target\n"), "{unit}");
     }
-}
-
-/// `rke up` on the control-plane host (h4), as graphrun runs it there: the node is reached over
-/// SSH with cluster.yml's key, the real control plane answers, the kubeconfig and state land
-/// beside cluster.yml (0600), the kubeconfig names the host's address and works from this
-/// machine, and the node is Ready under its hostname_override. A second `up` succeeds too.
-#[test]
-fn rke_up_on_a_lab_host_writes_a_working_kubeconfig_and_registers_the_nodes() {
-    let Some(mirror) = mirror_dir() else { return };
-    let (Ok(api), Ok(key), Ok(bin)) = (
-        std::env::var("GRAPHRUN_K8S_API"),
-        std::env::var("GRAPHRUN_LAB_KEY"),
-        std::env::var("GRAPHRUN_K8S_BIN"),
-    ) else {
-        skip(
-            "control plane",
-            "eval \"$(tests/lab/lab.sh env)\"; eval \"$(tests/k8s/cluster.sh env)\"",
-        );
-        return;
-    };
-    let host = api
-        .trim_start_matches("https://")
-        .split(':')
-        .next()
-        .unwrap()
-        .to_string();
-    let key = Path::new(&key);
-    let root = "/root/graphrun-standin-test";
-    let on_host = |command: &str| {
-        let output = ssh_as_root(key, &host, command);
-        assert!(output.status.success(), "{command}: {output:?}");
-        String::from_utf8(output.stdout).unwrap()
-    };
-    // The stand-in and a key of its own, authorized on the host (what the rke plugin's steps do).
-    on_host(&format!(
-        "rm -rf {root} && mkdir -p {root} /root/.ssh \
-         && ssh-keygen -q -t ed25519 -N '' -f {root}/id_ed25519 \
-         && cat {root}/id_ed25519.pub >> /root/.ssh/authorized_keys"
-    ));
-    let upload = Command::new("ssh")
-        .args(["-F", "/dev/null", "-i"])
-        .arg(key)
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-        ])
-        .args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
-        .arg(format!("root@{host}"))
-        .arg(format!("cat > {root}/rke"))
-        .stdin(std::fs::File::open(rke_binary(&mirror)).unwrap())
-        .output()
-        .unwrap();
-    assert!(upload.status.success(), "{upload:?}");
-    on_host(&format!("chmod 0755 {root}/rke"));
-    let cluster = format!(
-        "nodes:\n- address: {host}\n  user: root\n  role: [controlplane, etcd, worker]\n  \
-         hostname_override: standin-master\nkubernetes_version: v1.32.5-rancher1-1\n\
-         ssh_key_path: {root}/id_ed25519\n"
-    );
-    on_host(&format!("cat > {root}/cluster.yml <<'EOF'\n{cluster}EOF"));
-    for _ in 0..2 {
-        on_host(&format!("cd {root} && ./rke up --config cluster.yml"));
-    }
-    let modes = on_host(&format!(
-        "stat -c '%a %n' {root}/kube_config_cluster.yml {root}/cluster.rkestate"
-    ));
-    assert_eq!(
-        modes,
-        format!("600 {root}/kube_config_cluster.yml\n600 {root}/cluster.rkestate\n")
-    );
-    let kubeconfig = on_host(&format!("cat {root}/kube_config_cluster.yml"));
-    assert!(
-        kubeconfig.contains(&format!("server: \"https://{host}:6443\"")),
-        "{kubeconfig}"
-    );
-    let local = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(local.path(), &kubeconfig).unwrap();
-    let node = Command::new(Path::new(&bin).join("kubectl"))
-        .arg("--kubeconfig")
-        .arg(local.path())
-        .args(["get", "node", "standin-master", "-o"])
-        .arg("jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.metadata.labels}")
-        .output()
-        .unwrap();
-    let node = String::from_utf8_lossy(&node.stdout);
-    assert!(node.starts_with("True "), "{node}");
-    assert!(
-        node.contains("\"node-role.kubernetes.io/controlplane\":\"true\""),
-        "{node}"
-    );
-    on_host(&format!(
-        "grep -vF \"$(cat {root}/id_ed25519.pub)\" /root/.ssh/authorized_keys > {root}/keys; \
-         cat {root}/keys > /root/.ssh/authorized_keys && rm -rf {root}"
-    ));
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test control plane's PKI and kubeconfigs (openssl, on the control machine).
 #
-#   tests/k8s/certs.sh PKI_DIR API_IP
+#   tests/k8s/certs.sh PKI_DIR API_IP [OTHER_IP...]
 #
-# Writes, once per (dir, API address): a CA; the API server's serving cert with API_IP,
-# 127.0.0.1, 10.96.0.1 and the kubernetes.default names as SANs; client certs for the admin
+# Writes, once per (dir, addresses): a CA; the API server's serving cert with API_IP,
+# 127.0.0.1, 10.96.0.1, the kubernetes.default names and any OTHER_IP (hosts that relay the same
+# API, as joining rke2 servers do) as SANs; client certs for the admin
 # (system:masters), the controller manager, the scheduler and kwok; the front-proxy CA and client;
 # the service-account key pair. Kubeconfigs: `admin.kubeconfig` (for the control machine:
 # https://API_IP:6443, certs embedded, 0600) and `<component>.kubeconfig` for the components
@@ -12,11 +13,15 @@
 set -euo pipefail
 PKI=$1
 API_IP=$2
+shift 2
+OTHER_SANS=""
+for ip in "$@"; do OTHER_SANS+=",IP:$ip"; done
+# What the serving cert was made for (a PKI made for other addresses is made again).
+ADDRESSES=$(echo "$API_IP" "$@")
 HOST_PKI=/opt/graphrun-k8s/pki
 API_PORT=6443
 
-# The address is part of the serving cert: a PKI made for another address is made again.
-if [[ -f $PKI/.api-ip && $(cat "$PKI/.api-ip") == "$API_IP" && -f $PKI/admin.kubeconfig ]]; then
+if [[ -f $PKI/.api-ip && $(cat "$PKI/.api-ip") == "$ADDRESSES" && -f $PKI/admin.kubeconfig ]]; then
     exit 0
 fi
 rm -rf "$PKI"
@@ -48,7 +53,7 @@ signed() {
 
 new_ca ca graphrun-test-ca
 signed ca apiserver /CN=kube-apiserver serverAuth \
-    "IP:$API_IP,IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:$API_IP,IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local$OTHER_SANS"
 signed ca admin "/CN=kubernetes-admin/O=system:masters" clientAuth
 signed ca controller-manager /CN=system:kube-controller-manager clientAuth
 signed ca scheduler /CN=system:kube-scheduler clientAuth
@@ -80,4 +85,4 @@ for component in controller-manager scheduler kwok; do
 done
 kubeconfig admin "https://$API_IP:$API_PORT" "certificate-authority-data: $(base64 -w0 ca.crt)" \
     "client-certificate-data: $(base64 -w0 admin.crt)" "client-key-data: $(base64 -w0 admin.key)"
-echo "$API_IP" >.api-ip
+echo "$ADDRESSES" >.api-ip

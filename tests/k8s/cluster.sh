@@ -78,6 +78,17 @@ copy_tree() {
         ssh_root "$address" "rm -rf $REMOTE_ROOT/$name && mkdir -p $REMOTE_ROOT/$name && tar -C $REMOTE_ROOT/$name -xf - && echo $sum > $REMOTE_ROOT/$name.sha256"
 }
 
+# relaying_hosts SERVER: the addresses that may serve SERVER's API too. A first rke2 server on
+# a systemd host (s1, s2, as lab.sh systemd-up makes them) can be joined by the other, which then
+# relays its API.
+relaying_hosts() {
+    local host
+    [[ $1 == s* ]] || return 0
+    for host in s1 s2; do
+        [[ $host == "$1" ]] || host_ip "$host"
+    done
+}
+
 # stage_host HOST SERVER: SERVER's PKI (made for its address) and control-plane.sh into HOST, and
 # the binaries when HOST is a server itself. The admin certificate goes too: the stand-ins write
 # the admin kubeconfig on the host, as the real rke and rke2 do.
@@ -86,7 +97,8 @@ stage_host() {
     address=$(host_ip "$host")
     ssh_root "$address" true || die "lab host $host ($address) not reachable: bring it up with tests/lab/lab.sh first"
     pki=$(pki_of "$server")
-    bash "$HERE/certs.sh" "$pki" "$(host_ip "$server")"
+    # shellcheck disable=SC2046  # one word per address
+    bash "$HERE/certs.sh" "$pki" "$(host_ip "$server")" $(relaying_hosts "$server")
     if [[ $host == "$server" ]]; then
         for name in "${BINARIES[@]}"; do
             [[ -x $K8S_BIN/$name ]] || die "$K8S_BIN/$name missing: run tests/k8s/build.sh first"

@@ -135,8 +135,9 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 
 // apiClient talks to the API server at https://HOST:6443 with the staged admin certificate.
 type apiClient struct {
-	base   string
-	client *http.Client
+	hostPort string
+	base     string
+	client   *http.Client
 }
 
 func newAPIClient(host string) (*apiClient, error) {
@@ -159,9 +160,11 @@ func newAPIClient(host string) (*apiClient, error) {
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(caPEM)
 	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}
+	hostPort := net.JoinHostPort(host, apiPort)
 	return &apiClient{
-		base:   "https://" + net.JoinHostPort(host, apiPort),
-		client: &http.Client{Transport: transport, Timeout: 10 * time.Second},
+		hostPort: hostPort,
+		base:     "https://" + hostPort,
+		client:   &http.Client{Transport: transport, Timeout: 10 * time.Second},
 	}, nil
 }
 

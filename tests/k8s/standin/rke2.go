@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -165,11 +166,14 @@ func rke2Run(role string) {
 
 	var client *apiClient
 	var err error
-	if server == "" {
+	switch {
+	case server == "":
 		client, err = rke2StartServer(config, token)
-	} else {
-		// A joining node: the first server's API, with the credentials `cluster.sh stage` left
-		// here (a real node gets its kubelet certificate from the server's port 9345).
+	case role == "server":
+		client, err = rke2JoinServer(config, server)
+	default:
+		// An agent: the first server's API, with the credentials `cluster.sh stage` left here
+		// (a real node gets its kubelet certificate from the server's port 9345).
 		client, err = joinServer(server)
 	}
 	if err != nil {
@@ -213,22 +217,64 @@ func rke2StartServer(config map[string]any, token string) (*apiClient, error) {
 	if err := client.waitReady(2 * time.Minute); err != nil {
 		return nil, err
 	}
+	if err := writeRKE2Kubeconfig(config); err != nil {
+		return nil, err
+	}
+	return client, writeJoinToken(token)
+}
+
+// rke2JoinServer: a server that joins the first one serves the cluster's API on its own port
+// 6443 as a real one does, here by relaying it to the first server's API (the staged serving
+// certificate names every systemd lab host), and writes rke2.yaml like the first.
+func rke2JoinServer(config map[string]any, server string) (*apiClient, error) {
+	client, err := joinServer(server)
+	if err != nil {
+		return nil, err
+	}
+	listener, err := net.Listen("tcp", ":"+apiPort)
+	if err != nil {
+		return nil, fmt.Errorf("serving the API on port %s: %v", apiPort, err)
+	}
+	go relay(listener, client.hostPort)
+	return client, writeRKE2Kubeconfig(config)
+}
+
+// relay copies every connection to `target` and back (TLS passes through untouched).
+func relay(listener net.Listener, target string) {
+	for {
+		incoming, err := listener.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer incoming.Close()
+			outgoing, err := net.DialTimeout("tcp", target, 10*time.Second)
+			if err != nil {
+				return
+			}
+			defer outgoing.Close()
+			go io.Copy(outgoing, incoming)
+			io.Copy(incoming, outgoing)
+		}()
+	}
+}
+
+// writeRKE2Kubeconfig: /etc/rancher/rke2/rke2.yaml, server https://127.0.0.1:6443 as rke2
+// writes it, mode write-kubeconfig-mode (default 0600).
+func writeRKE2Kubeconfig(config map[string]any) error {
 	mode := os.FileMode(0o600)
 	if text := stringValue(config, "write-kubeconfig-mode"); text != "" {
 		parsed, err := strconv.ParseUint(text, 8, 32)
 		if err != nil {
-			return nil, fmt.Errorf("invalid write-kubeconfig-mode %q: %v", text, err)
+			return fmt.Errorf("invalid write-kubeconfig-mode %q: %v", text, err)
 		}
 		mode = os.FileMode(parsed)
 	}
 	kube := kubeconfig{server: "https://127.0.0.1:" + apiPort, cluster: "default", user: "default"}
 	if err := kube.write(rke2KubeconfigPath); err != nil {
-		return nil, err
+		return err
 	}
-	if err := os.Chmod(rke2KubeconfigPath, mode); err != nil {
-		return nil, err
-	}
-	return client, writeJoinToken(token)
+	return os.Chmod(rke2KubeconfigPath, mode)
 }
 
 // writeJoinToken: rke2's `K10<sha256 of the cluster CA>::server:<token>` format.
