@@ -14,6 +14,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ("artifacts-dir-missing", "`dir`: bad/no-such-artifacts is not a folder", "5:7"),
     ("artifacts-mirror-and-dir", "`dir` and `mirror` both given", "6:1"),
     ("artifacts-mirror-not-url", "`mirror`: `ftp://127.0.0.1/artifacts` is not an http:// or https:// URL", "5:10"),
+    ("artifacts-not-in-dir", "cannot read `https://dl.k8s.io/release/v1.34.5/bin/linux/amd64/kubectl`: not in the artifacts folder (bad/./dl.k8s.io/release/v1.34.5/bin/linux/amd64/kubectl)", "10:7"),
     ("artifacts-unknown-key", "unknown key `mirorr`", "5:1"),
     ("cycle-three", "steps depend on each other in a cycle: x → z → y → x", "6:10"),
     ("cycle-two", "steps depend on each other in a cycle: x → y → x", "6:10"),

@@ -1,5 +1,6 @@
-//! Local files that uploads read, checked at validation: a missing `source` would otherwise be
-//! found on the first host, mid-run.
+//! Local files that uploads read, checked at validation: a missing `source` (or an artifact
+//! missing from an air-gapped site's `[artifacts] dir`) would otherwise be found on the first
+//! host, mid-run.
 //!
 //! Plans are data, so a step whose parameters are final (no templates) and whose plugin needs
 //! no facts is planned once here, for its first host, and every upload's source is looked up.
@@ -10,11 +11,17 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use graphrun_plugin_api::{Op, PlanRequest, PlanResponse};
+use graphrun_plugin_api::{Checksum, Op, PlanRequest, PlanResponse};
 
 use super::check::StepSpans;
 use super::{Diagnostic, Host, Source, Step};
+use crate::artifacts::location::Location;
+use crate::artifacts::Settings;
 use crate::plugins::Registry;
+
+const SOURCE_HELP: &str = "an upload's source is a file on this machine, relative to the playbook";
+const FOLDER_HELP: &str = "an air-gapped site's [artifacts] `dir` holds each artifact and its \
+                           checksum file as HOST/PATH of their upstream URLs";
 
 /// A diagnostic for every upload source that cannot be read.
 pub(super) fn missing_sources(
@@ -23,32 +30,32 @@ pub(super) fn missing_sources(
     spans: &[StepSpans],
     hosts: &[Host],
     registry: &Registry,
+    artifacts: &Settings,
 ) -> Vec<Diagnostic> {
     let base = source.path.parent().unwrap_or(Path::new("."));
     let mut diagnostics = Vec::new();
     for (step, span) in steps.iter().zip(spans) {
-        for (upload, problem) in unreadable_uploads(step, hosts, registry, base) {
+        for (upload, problem, help) in unreadable_uploads(step, hosts, registry, base, artifacts) {
             let message = format!("cannot read `{upload}`: {problem}");
             let diagnostic = match upload_span(step, span, &upload) {
                 Some(at) => Diagnostic::at(source, at, message),
                 None => Diagnostic::general(format!("step `{}`: {message}", step.id)),
             };
-            diagnostics
-                .push(diagnostic.help(
-                    "an upload's source is a file on this machine, relative to the playbook",
-                ));
+            diagnostics.push(diagnostic.help(help));
         }
     }
     diagnostics
 }
 
-/// (source as written, why it cannot be read) for each upload of the step's plan.
+/// (source as written, why it cannot be read, what to do) for each upload of the step's plan,
+/// and each artifact (and checksum file) of an air-gapped site that its folder lacks.
 fn unreadable_uploads(
     step: &Step,
     hosts: &[Host],
     registry: &Registry,
     base: &Path,
-) -> Vec<(String, String)> {
+    artifacts: &Settings,
+) -> Vec<(String, String, &'static str)> {
     let (Some(entry), Some(host)) = (registry.get(&step.plugin), step.hosts.first()) else {
         return Vec::new();
     };
@@ -80,20 +87,38 @@ fn unreadable_uploads(
     let Ok(PlanResponse::Plan(plan)) = entry.plugin.plan(&request) else {
         return Vec::new();
     };
-    plan.ops
-        .iter()
-        .filter_map(|op| match op {
+    let mut found = Vec::new();
+    for op in &plan.ops {
+        match op {
             Op::Upload { source, .. } => {
-                let path = base.join(source);
-                match std::fs::metadata(&path) {
-                    Ok(meta) if meta.is_file() => None,
-                    Ok(_) => Some((source.clone(), "not a file".to_string())),
-                    Err(err) => Some((source.clone(), err.to_string())),
+                let problem = match std::fs::metadata(base.join(source)) {
+                    Ok(meta) if meta.is_file() => continue,
+                    Ok(_) => "not a file".to_string(),
+                    Err(err) => err.to_string(),
+                };
+                found.push((source.clone(), problem, SOURCE_HELP));
+            }
+            Op::Artifact { url, checksum, .. } if artifacts.dir.is_some() => {
+                let sums = match checksum {
+                    Checksum::File { url, .. } => Some(url),
+                    Checksum::Sha256(_) => None,
+                };
+                for url in std::iter::once(url).chain(sums) {
+                    let problem = match artifacts.locate(url) {
+                        Ok(Location::Local(path)) if path.is_file() => continue,
+                        Ok(Location::Local(path)) => {
+                            format!("not in the artifacts folder ({})", path.display())
+                        }
+                        Ok(Location::Remote(_)) => continue,
+                        Err(err) => err,
+                    };
+                    found.push((url.clone(), problem, FOLDER_HELP));
                 }
             }
-            _ => None,
-        })
-        .collect()
+            _ => {}
+        }
+    }
+    found
 }
 
 /// The value span of the parameter that holds `upload` as written, if one does.

@@ -92,6 +92,7 @@ pub fn load(
             &spans,
             &hosts,
             registry,
+            &artifacts,
         ));
     }
     let mut warnings = Vec::new();
