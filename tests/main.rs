@@ -31,3 +31,4 @@ mod state_safety;
 mod ui;
 mod uploads;
 mod validation;
+mod walkthrough;
