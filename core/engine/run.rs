@@ -265,7 +265,7 @@ pub async fn execute(
         .filter(|h| dag.nodes.iter().any(|n| n.host == h.name))
         .cloned()
         .collect();
-    let connections = Arc::new(Connections::new(transport, &used_hosts)?);
+    let connections = Arc::new(Connections::new(transport, &used_hosts, options.per_host)?);
     let shared = minijinja::context! {
         vars => minijinja::Value::from_serialize(&playbook.vars),
         hosts => minijinja::Value::from_serialize(

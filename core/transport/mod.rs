@@ -1,6 +1,7 @@
-//! Reaching hosts: per host one master connection (SSH) and a pool of long-lived shells,
-//! one per running node (local or over SSH), or simulated hosts.
+//! Reaching hosts: per host one master connection (SSH) and a few long-lived shells that its
+//! running nodes share (local or over SSH), or simulated hosts.
 
+mod batch;
 mod master;
 pub mod memory;
 mod pool;
@@ -11,6 +12,7 @@ mod ssh;
 pub mod upload;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use graphrun_plugin_api::Op;
 
@@ -27,10 +29,10 @@ pub enum Transport {
     Memory(MemoryTransport),
 }
 
-/// A session on a host, checked out by one node (see [`Lease`]).
+/// A node's session on a host (see [`Lease`]).
 pub enum Session {
-    /// A shell process (local or over ssh).
-    Shell(Box<shell::ShellSession>),
+    /// The host's shells (local or over ssh), shared with its other running nodes.
+    Shell(Arc<pool::Slot>),
     /// A simulated host.
     Memory(memory::MemorySession),
 }
@@ -56,15 +58,14 @@ impl Session {
         diff: bool,
     ) -> Result<Vec<Frame>, RunError> {
         match self {
-            Session::Shell(session) => {
+            Session::Shell(slot) => {
                 let snippets = ops
                     .iter()
                     .enumerate()
                     .map(|(i, op)| script::compile(op, uploads.get(&i), diff))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(RunError::Invalid)?;
-                session
-                    .run(&snippets, check_mode)
+                slot.run(&snippets, check_mode)
                     .await
                     .map_err(RunError::Unreachable)
             }
@@ -75,5 +76,7 @@ impl Session {
 
 #[cfg(test)]
 mod diff_tests;
+#[cfg(test)]
+mod pool_tests;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
-//! The connections of a run. Per host: one master connection (SSH hosts) and a pool of shells
-//! over it; each running node checks a shell out and gives it back when it ends, so nodes
-//! that do not depend on each other run side by side on one host (up to `--per-host`, which
-//! the scheduler enforces) and the pool never holds more shells than that.
+//! The connections of a run. Per host: one master connection (SSH hosts) and a few shells
+//! over it, shared by the host's running nodes (which shell runs a node's batch: `route.rs`).
+
+mod route;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,12 +28,18 @@ pub struct Connections {
     _control_dir: Option<tempfile::TempDir>,
 }
 
-struct Slot {
+/// One host's connection and shells.
+pub struct Slot {
     host: Host,
     /// The master connection's control socket (SSH hosts of a real run).
     control: Option<PathBuf>,
     link: tokio::sync::Mutex<Link>,
-    idle: Mutex<Vec<ShellSession>>,
+    shells: Mutex<Vec<Arc<ShellSession>>>,
+    /// Held while a shell opens: one at a time per host, so two batches looking for a shell
+    /// at once do not open two.
+    opening: tokio::sync::Mutex<()>,
+    /// The most shells the host gets (`--per-host`).
+    most: usize,
 }
 
 #[derive(Default)]
@@ -43,11 +49,9 @@ struct Link {
     failed: Option<String>,
 }
 
-/// A session checked out for one node. Dropped, it goes back to its host's pool, unless it
-/// is gone or still owes answers (the node was stopped mid-op, e.g. by its timeout: what the
-/// shell is doing is unknown, so it is killed and never reused).
+/// A node's access to its host: its batches go to the host's shells (or simulated host).
 pub struct Lease {
-    session: Option<Session>,
+    session: Session,
     slot: Arc<Slot>,
 }
 
@@ -55,19 +59,7 @@ impl std::ops::Deref for Lease {
     type Target = Session;
 
     fn deref(&self) -> &Session {
-        self.session.as_ref().expect("held until dropped")
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(Session::Shell(shell)) = self.session.take() {
-            if shell.is_idle() {
-                self.slot.idle.lock().expect("pool lock").push(*shell);
-            } else {
-                shell.kill("the step was stopped");
-            }
-        }
+        &self.session
     }
 }
 
@@ -80,8 +72,8 @@ impl Lease {
 }
 
 impl Connections {
-    /// Sessions to `hosts` through `transport`.
-    pub fn new(transport: Transport, hosts: &[Host]) -> Result<Self, String> {
+    /// Sessions to `hosts` through `transport`, at most `per_host` shells on each.
+    pub fn new(transport: Transport, hosts: &[Host], per_host: usize) -> Result<Self, String> {
         let control_dir = match transport {
             Transport::Real => Some(
                 tempfile::Builder::new()
@@ -101,7 +93,9 @@ impl Connections {
                         .as_ref()
                         .map(|dir| dir.path().join(index.to_string())),
                     link: Default::default(),
-                    idle: Default::default(),
+                    shells: Default::default(),
+                    opening: Default::default(),
+                    most: per_host.max(1),
                 };
                 (h.name.clone(), Arc::new(slot))
             })
@@ -125,8 +119,8 @@ impl Connections {
             .collect()
     }
 
-    /// A session on `host` for one node: an idle shell of its pool, or a new one (connecting
-    /// the host first as needed).
+    /// Access to `host` for one node, once the host has a shell (connecting it first as
+    /// needed: a host that cannot be reached fails here).
     pub async fn session(&self, host: &str) -> Result<Lease, String> {
         let slot = self
             .slots
@@ -136,23 +130,14 @@ impl Connections {
         if let Some(reason) = &slot.link.lock().await.failed {
             return Err(reason.clone());
         }
-        let reused = loop {
-            let Some(shell) = slot.idle.lock().expect("pool lock").pop() else {
-                break None;
-            };
-            if shell.is_idle() {
-                break Some(shell);
+        let session = match &self.transport {
+            Transport::Memory(memory) => Session::Memory(memory.open(host)?),
+            Transport::Real => {
+                slot.first_shell().await?;
+                Session::Shell(slot.clone())
             }
         };
-        let session = match (reused, &self.transport) {
-            (Some(shell), _) => Session::Shell(Box::new(shell)),
-            (None, Transport::Memory(memory)) => Session::Memory(memory.open(host)?),
-            (None, Transport::Real) => Session::Shell(Box::new(slot.open_shell().await?)),
-        };
-        Ok(Lease {
-            session: Some(session),
-            slot,
-        })
+        Ok(Lease { session, slot })
     }
 
     /// Connects every host in parallel (at most `parallel` handshakes at once) and opens its
@@ -178,8 +163,8 @@ impl Connections {
     pub async fn close(&self, kill: bool) {
         let mut closing = tokio::task::JoinSet::new();
         for slot in self.slots.values() {
-            let shells: Vec<ShellSession> =
-                std::mem::take(&mut *slot.idle.lock().expect("pool lock"));
+            let shells: Vec<Arc<ShellSession>> =
+                std::mem::take(&mut *slot.shells.lock().expect("shells lock"));
             let master = slot.link.lock().await.master.take();
             closing.spawn(async move {
                 for shell in &shells {
@@ -203,6 +188,29 @@ impl Connections {
 }
 
 impl Slot {
+    /// The host's live shells (forgetting the lost ones).
+    fn live_shells(&self) -> Vec<Arc<ShellSession>> {
+        let mut shells = self.shells.lock().expect("shells lock");
+        shells.retain(|shell| !shell.is_lost());
+        shells.clone()
+    }
+
+    /// Opens the host's first shell, unless it has one.
+    async fn first_shell(&self) -> Result<(), String> {
+        if !self.live_shells().is_empty() {
+            return Ok(());
+        }
+        let _opening = self.opening.lock().await;
+        if self.live_shells().is_empty() {
+            let shell = self.open_shell().await?;
+            self.shells
+                .lock()
+                .expect("shells lock")
+                .push(Arc::new(shell));
+        }
+        Ok(())
+    }
+
     /// A new shell on the slot's host; failures to connect are retried with backoff.
     async fn open_shell(&self) -> Result<ShellSession, String> {
         let connection = &self.host.connection;

@@ -19,10 +19,12 @@ use base64::Engine as _;
 use graphrun_plugin_api::shell::quote;
 use graphrun_plugin_api::{Attrs, Op, Run};
 
-/// Shell functions every snippet may use; sent once when a session starts.
+/// Shell functions every snippet may use; sent once when a session starts. (`gr_claim PATH`
+/// creates PATH only if it does not exist: `set -C` opens with `O_EXCL`; see `shell.rs`.)
 pub const PRELUDE: &str = r#"
 gr_umask=$(umask)
 gr_change() { [ "$GR_CHECK" = 1 ] || return 0; gr_s=w; return 1; }
+gr_claim() { set -C; { true >"$1"; } 2>/dev/null; gr_c=$?; set +C; return $gr_c; }
 gr_attrs() {
   [ -n "$2$3$4" ] || return 0
   gr_now=$(stat -c '%a %U %G' "$1") || return 1

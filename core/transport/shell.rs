@@ -1,18 +1,26 @@
 //! A long-lived POSIX shell on a host, driven over its stdin/stdout.
 //!
-//! A shell runs op after op (a node checks one out of its host's pool, see `pool.rs`): no new
-//! process, session or handshake per op, which is what keeps graphrun near the cost of plain
-//! shell commands. Each op answers with a frame
+//! A shell runs batch after batch of ops, from whichever nodes of its host send them (see
+//! `pool.rs`): no new process, session or handshake per op, and batches queued behind each
+//! other travel as one stream (no round trip between them), which is what keeps graphrun near
+//! the cost of plain shell commands. Each op answers with a frame
 //! `STDOUT \n MARKER R rc status \n STDERR \n MARKER E \n`, where MARKER is a random string
 //! per session that user output cannot forge by accident.
+//!
+//! Each batch is guarded by a *claim*: before running it, the shell creates an empty file on
+//! the host whose path names the batch, failing if it exists (`set -C`, i.e. `O_EXCL`). A
+//! batch that waited too long behind another node's op is sent to a second shell as well; the
+//! claim makes exactly one of the two run it, and the other answers with one "skipped" frame.
 
-use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use graphrun_plugin_api::shell::quote;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::time::Instant;
 
+use super::batch::{Answer, Queue, Request, SKIPPED};
 use super::process::{Handle, Input, Output, Process};
 use super::script::PRELUDE;
 
@@ -29,21 +37,18 @@ pub struct Frame {
     pub stderr: Vec<u8>,
 }
 
-type Reply = oneshot::Sender<Result<Vec<Frame>, String>>;
-
-struct Pending {
-    frames: usize,
-    reply: Reply,
-}
-
-/// A shell process and the frames it owes.
+/// A shell process and the batches it owes answers for.
 pub struct ShellSession {
     stdin: tokio::sync::Mutex<Option<Input>>,
-    pending: Arc<Mutex<VecDeque<Pending>>>,
+    queue: Arc<Mutex<Queue>>,
     lost: Arc<Mutex<Option<String>>>,
     handle: Mutex<Option<Handle>>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     marker: String,
+    /// The shell's temporary folder on the host, where the claims of batches first written
+    /// to it live.
+    temp: String,
+    claims: AtomicU64,
 }
 
 impl ShellSession {
@@ -70,7 +75,7 @@ impl ShellSession {
             bootstrap.push('\n');
         }
         bootstrap.push_str(&format!(
-            "M={marker}\nT=$(mktemp -d) || exit 97\ntrap 'rm -rf \"$T\"' EXIT\n{PRELUDE}\nprintf '%s READY\\n' \"$M\"\n"
+            "M={marker}\nT=$(mktemp -d) || exit 97\ntrap 'rm -rf \"$T\"' EXIT\n{PRELUDE}\nprintf '%s READY %s\\n' \"$M\" \"$T\"\n"
         ));
         let ready = async {
             stdin
@@ -82,14 +87,16 @@ impl ShellSession {
         };
         let outcome = tokio::time::timeout(ready_within, ready).await;
         let failure = match outcome {
-            Ok(Ok(rest)) => {
+            Ok(Ok((temp, rest))) => {
                 let session = ShellSession {
                     stdin: tokio::sync::Mutex::new(Some(stdin)),
-                    pending: Arc::new(Mutex::new(VecDeque::new())),
+                    queue: Default::default(),
                     lost: Arc::new(Mutex::new(None)),
                     handle: Mutex::new(Some(handle)),
                     stderr_tail,
                     marker,
+                    temp,
+                    claims: AtomicU64::new(0),
                 };
                 session.start_reader(stdout, rest);
                 return Ok(session);
@@ -109,52 +116,93 @@ impl ShellSession {
     }
 
     /// Runs compiled op snippets in order, stopping at the first failure; one frame per snippet.
-    pub async fn run(&self, snippets: &[String], check_mode: bool) -> Result<Vec<Frame>, String> {
+    pub async fn run(&self, snippets: &[String], check_mode: bool) -> Answer {
         if snippets.is_empty() {
             return Ok(Vec::new());
         }
-        // Each snippet becomes the body of `gr_op`, called in the session shell itself (no
-        // subshell); "would change" (`gr_s=w`) is a success.
-        let mut batch = format!("gr_ok=1; GR_CHECK={}\n", u8::from(check_mode));
-        for snippet in snippets {
-            batch.push_str(&format!(
-                "if [ $gr_ok = 1 ]; then gr_s=; gr_changed=; gr_op() {{\n{snippet}\n}}\n\
-                 gr_op </dev/null 2>\"$T/e\"; gr_rc=$?; [ \"$gr_s\" = w ] && gr_rc=0; [ $gr_rc = 0 ] || gr_ok=0\n\
-                 else gr_rc=-; gr_s=; : >\"$T/e\"; fi\n\
-                 printf '\\n%s R %s %s\\n' \"$M\" \"$gr_rc\" \"$gr_s\"; [ -s \"$T/e\" ] && cat \"$T/e\"; printf '\\n%s E\\n' \"$M\"\n",
-            ));
-        }
-        let (reply, answer) = oneshot::channel();
-        {
-            let mut stdin = self.stdin.lock().await;
-            if let Some(reason) = self.lost.lock().expect("lost lock").clone() {
-                return Err(reason);
-            }
-            let Some(pipe) = stdin.as_mut() else {
-                return Err("the session is closed".into());
-            };
-            // Queue before writing, under the stdin lock: frames come back in write order.
-            self.pending
-                .lock()
-                .expect("pending lock")
-                .push_back(Pending {
-                    frames: snippets.len(),
-                    reply,
-                });
-            if let Err(err) = pipe.write_all(batch.as_bytes()).await {
-                drop(stdin);
-                return Err(self.fail(format!("cannot write to the host: {err}")));
-            }
-        }
+        let (request, answer) = Request::new(snippets, check_mode);
+        self.submit(&request).await?;
         answer.await.unwrap_or_else(|_| Err(self.lost_reason()))
+    }
+
+    /// Queues `request` behind the batches this shell already owes (its answer goes to the
+    /// request's receiver). Fails only when the shell is gone.
+    pub async fn submit(&self, request: &Arc<Request>) -> Result<(), String> {
+        let mut stdin = self.stdin.lock().await;
+        if let Some(reason) = self.lost.lock().expect("lost lock").clone() {
+            return Err(reason);
+        }
+        let Some(pipe) = stdin.as_mut() else {
+            return Err("the session is closed".into());
+        };
+        let claim = request
+            .claim
+            .lock()
+            .expect("claim lock")
+            .get_or_insert_with(|| {
+                let number = self.claims.fetch_add(1, Ordering::Relaxed);
+                format!("{}/q{number}", self.temp)
+            })
+            .clone();
+        let text = format!(
+            "if gr_claim {}; then\n{}else printf '\\n%s R - {SKIPPED}\\n\\n%s E\\n' \"$M\" \"$M\"; fi\n",
+            quote(&claim),
+            request.text
+        );
+        // Queue before writing, under the stdin lock: frames come back in write order.
+        self.queue.lock().expect("queue lock").push(request.clone());
+        if let Err(err) = pipe.write_all(text.as_bytes()).await {
+            drop(stdin);
+            return Err(self.fail(format!("cannot write to the host: {err}")));
+        }
+        Ok(())
+    }
+
+    /// Where `request` is in this shell's queue (0: running), if this shell holds it.
+    pub fn position(&self, request: &Arc<Request>) -> Option<usize> {
+        let queue = self.queue.lock().expect("queue lock");
+        queue.batches.iter().position(|r| Arc::ptr_eq(r, request))
+    }
+
+    /// How many batches the shell owes (the running one included).
+    pub fn load(&self) -> usize {
+        self.queue.lock().expect("queue lock").batches.len()
+    }
+
+    /// Since when the batch at the front has been running.
+    pub fn front_since(&self) -> Option<Instant> {
+        self.queue.lock().expect("queue lock").front_since
+    }
+
+    /// How long its batches typically run (a moving average; `None` before the first answer).
+    pub fn typical(&self) -> Option<Duration> {
+        self.queue.lock().expect("queue lock").typical
     }
 
     /// Kills the shell (its state is unknown, e.g. after a timeout); pending requests fail.
     pub fn kill(&self, reason: &str) {
         self.fail(reason.to_string());
-        if let Some(handle) = self.handle.lock().expect("handle lock").take() {
-            handle.kill();
-        }
+        self.stop();
+    }
+
+    /// Kills the shell like [`ShellSession::kill`], but hands back the batches it still owed
+    /// (that no other shell holds) instead of failing them, so they can go to another shell.
+    pub fn abandon(&self, reason: &str) -> Vec<Arc<Request>> {
+        self.lost
+            .lock()
+            .expect("lost lock")
+            .get_or_insert_with(|| reason.to_string());
+        let owed: Vec<Arc<Request>> = self
+            .queue
+            .lock()
+            .expect("queue lock")
+            .batches
+            .drain(..)
+            .collect();
+        self.stop();
+        owed.into_iter()
+            .filter(|request| request.release() && !request.is_answered())
+            .collect()
     }
 
     /// Whether the shell is gone.
@@ -162,9 +210,9 @@ impl ShellSession {
         self.lost.lock().expect("lost lock").is_some()
     }
 
-    /// Whether the shell is alive and owes no answer: it may serve another node.
+    /// Whether the shell is alive and owes no answer.
     pub fn is_idle(&self) -> bool {
-        !self.is_lost() && self.pending.lock().expect("pending lock").is_empty()
+        !self.is_lost() && self.load() == 0
     }
 
     /// Ends the shell cleanly (its temp folder is removed by its exit trap).
@@ -173,6 +221,12 @@ impl ShellSession {
         let handle = self.handle.lock().expect("handle lock").take();
         if let Some(handle) = handle {
             handle.wait(Duration::from_secs(5)).await;
+        }
+    }
+
+    fn stop(&self) {
+        if let Some(handle) = self.handle.lock().expect("handle lock").take() {
+            handle.kill();
         }
     }
 
@@ -185,26 +239,26 @@ impl ShellSession {
     }
 
     fn fail(&self, reason: String) -> String {
-        fail_all(&self.pending, &self.lost, &self.stderr_tail, reason)
+        fail_all(&self.queue, &self.lost, &self.stderr_tail, reason)
     }
 
     fn start_reader(&self, stdout: Output, initial: Vec<u8>) {
-        let pending = self.pending.clone();
+        let queue = self.queue.clone();
         let lost = self.lost.clone();
         let tail = self.stderr_tail.clone();
         let marker = self.marker.clone();
         tokio::spawn(async move {
-            let reason = read_frames(stdout, initial, &marker, &pending).await;
+            let reason = read_frames(stdout, initial, &marker, &queue).await;
             // Let the stderr collector catch the last words (ssh's reason for dropping).
             tokio::time::sleep(Duration::from_millis(50)).await;
-            fail_all(&pending, &lost, &tail, reason);
+            fail_all(&queue, &lost, &tail, reason);
         });
     }
 }
 
-/// Records why the session is gone and fails every waiting request with it.
+/// Records why the session is gone and fails every batch it owed that no other shell holds.
 fn fail_all(
-    pending: &Mutex<VecDeque<Pending>>,
+    queue: &Mutex<Queue>,
     lost: &Mutex<Option<String>>,
     tail: &Mutex<Vec<u8>>,
     reason: String,
@@ -222,8 +276,16 @@ fn fail_all(
         .expect("lost lock")
         .get_or_insert(reason)
         .clone();
-    for waiting in pending.lock().expect("pending lock").drain(..) {
-        let _ = waiting.reply.send(Err(reason.clone()));
+    let owed: Vec<Arc<Request>> = queue
+        .lock()
+        .expect("queue lock")
+        .batches
+        .drain(..)
+        .collect();
+    for request in owed {
+        if request.release() {
+            request.answer(Err(reason.clone()));
+        }
     }
     reason
 }
@@ -233,7 +295,7 @@ async fn read_frames(
     mut stdout: Output,
     mut buffer: Vec<u8>,
     marker: &str,
-    pending: &Mutex<VecDeque<Pending>>,
+    queue: &Mutex<Queue>,
 ) -> String {
     let result_tag = format!("\n{marker} R ").into_bytes();
     let end_tag = format!("\n{marker} E\n").into_bytes();
@@ -242,11 +304,23 @@ async fn read_frames(
     let mut scanned = 0;
     loop {
         while let Some(frame) = take_frame(&mut buffer, &mut scanned, &result_tag, &end_tag) {
+            let mut queue = queue.lock().expect("queue lock");
+            let Some(front) = queue.batches.front().cloned() else {
+                continue;
+            };
+            if frames.is_empty() && frame.status == SKIPPED {
+                // Another shell claimed it and answers for it.
+                queue.pop(false);
+                if front.release() {
+                    front.answer(Err("the shell that ran the batch was lost".into()));
+                }
+                continue;
+            }
             frames.push(frame);
-            let mut queue = pending.lock().expect("pending lock");
-            if queue.front().is_some_and(|p| p.frames == frames.len()) {
-                let done = queue.pop_front().expect("checked");
-                let _ = done.reply.send(Ok(std::mem::take(&mut frames)));
+            if frames.len() == front.frames {
+                queue.pop(true);
+                front.release();
+                front.answer(Ok(std::mem::take(&mut frames)));
             }
         }
         match stdout.read(&mut chunk).await {
@@ -296,14 +370,18 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
-/// Reads until the prelude's READY line; returns what followed it.
-async fn read_until_ready(stdout: &mut Output, marker: &str) -> Result<Vec<u8>, String> {
-    let ready = format!("{marker} READY\n").into_bytes();
+/// Reads until the prelude's READY line; returns the shell's temporary folder (named on that
+/// line) and what followed the line.
+async fn read_until_ready(stdout: &mut Output, marker: &str) -> Result<(String, Vec<u8>), String> {
+    let ready = format!("{marker} READY ").into_bytes();
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         if let Some(at) = find(&buffer, &ready, 0) {
-            return Ok(buffer.split_off(at + ready.len()));
+            if let Some(end) = find(&buffer, b"\n", at) {
+                let temp = String::from_utf8_lossy(&buffer[at + ready.len()..end]).into_owned();
+                return Ok((temp, buffer.split_off(end + 1)));
+            }
         }
         match stdout.read(&mut chunk).await {
             Ok(0) => return Err("the connection closed before the shell started".into()),

@@ -430,3 +430,22 @@ async fn every_edit_of_an_existing_file_keeps_one_backup() {
         "a new file has no backup"
     );
 }
+
+#[tokio::test]
+async fn a_batch_written_to_two_shells_runs_in_one_and_the_other_skips_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = path(dir.path(), "runs");
+    let (first, second) = (shell().await, shell().await);
+    let op = Op::check(Run::Shell(format!("echo ran >> {log}")));
+    let snippet = super::script::compile(&op, None, false).unwrap();
+    let (request, answer) = super::batch::Request::new(&[snippet], false);
+    first.submit(&request).await.unwrap();
+    second.submit(&request).await.unwrap();
+    let frames = answer.await.unwrap().unwrap();
+    assert_eq!(outcomes(&frames), [""]);
+    // Both shells have gone past the batch once each answers another one.
+    run(&first, &[Op::check(Run::Shell("true".into()))], false).await;
+    run(&second, &[Op::check(Run::Shell("true".into()))], false).await;
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "ran\n");
+    assert!(first.is_idle() && second.is_idle());
+}
