@@ -1,8 +1,8 @@
 //! graphrun's integration tests, compiled as one binary so the suite links once.
 //! Modules that need lab hosts (`ssh`, `uploads`, part of `sessions`) or the Kubernetes control
-//! plane and artifact mirror on one (`kubernetes`, `mirror`, `standin`, `standin_lab`) skip
-//! unless GRAPHRUN_LAB_INVENTORY / GRAPHRUN_K8S_KUBECONFIG / GRAPHRUN_MIRROR(_DIR) is set, and
-//! fail instead of skipping when CI=true (CI starts them all).
+//! plane and artifact mirror on one (`kubernetes`, `mirror`, `standin`, `standin_lab`,
+//! `kubectl_helm`) skip unless GRAPHRUN_LAB_INVENTORY / GRAPHRUN_K8S_KUBECONFIG /
+//! GRAPHRUN_MIRROR(_DIR) is set, and fail instead of skipping when CI=true (CI starts them all).
 
 mod support;
 
@@ -16,6 +16,7 @@ mod faults;
 mod fuzz_input;
 mod graph;
 mod host_prep;
+mod kubectl_helm;
 mod kubernetes;
 mod mirror;
 mod once;
