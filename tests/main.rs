@@ -22,6 +22,7 @@ mod mirror;
 mod once;
 mod regression;
 mod report;
+mod rke;
 mod scheduler;
 mod security;
 mod sessions;
