@@ -13,6 +13,7 @@ use super::cache::Cache;
 use super::http::Http;
 use super::location::{shown, Location};
 use super::{sums, Settings};
+use crate::engine::redact::Redactor;
 use crate::engine::{Event, Reporter};
 use crate::transport::upload::{self, Source};
 
@@ -53,18 +54,26 @@ pub struct Store {
     /// `apply` downloads; `plan` only looks.
     download: bool,
     reporter: Arc<dyn Reporter>,
+    /// URLs in events pass through it (a plugin may build one from a secret parameter).
+    redactor: Redactor,
     files: Mutex<HashMap<String, Shared>>,
 }
 
 impl Store {
     /// The artifacts of a run with these settings; `download` is false in `plan`.
-    pub fn new(settings: &Settings, download: bool, reporter: Arc<dyn Reporter>) -> Self {
+    pub fn new(
+        settings: &Settings,
+        download: bool,
+        reporter: Arc<dyn Reporter>,
+        redactor: Redactor,
+    ) -> Self {
         Store {
             cache: Cache::new(settings.cache.as_deref()),
             settings: settings.clone(),
             http: OnceLock::new(),
             download,
             reporter,
+            redactor,
             files: Mutex::new(HashMap::new()),
         }
     }
@@ -107,7 +116,7 @@ impl Store {
         cell.get_or_init(|| async {
             let ready = self.prepare(url, checksum).await?;
             self.reporter.event(&Event::ArtifactReady {
-                url: shown(url),
+                url: self.redactor.redact(&shown(url)),
                 sha256: ready.sha256.clone(),
                 size_bytes: ready.size,
                 origin: ready.origin,
@@ -176,7 +185,7 @@ impl Store {
                     temp.reopen()
                         .map_err(|err| format!("cannot write {}: {err}", temp.path().display()))?,
                 );
-                let progress = Progress::new(url, &*self.reporter);
+                let progress = Progress::new(&self.redactor.redact(url), &*self.reporter);
                 let (actual, size) = self
                     .http()?
                     .download(&source, &mut file, &|got, total| {

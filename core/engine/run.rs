@@ -292,6 +292,7 @@ pub async fn execute(
             &playbook.artifacts,
             options.mode == Mode::Apply,
             reporter.clone(),
+            Redactor::new(&playbook.secrets),
         ),
         shared,
         outputs: Mutex::new(HashMap::new()),

@@ -245,3 +245,35 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[test]
+fn a_secret_in_an_artifact_url_is_redacted_in_events() {
+    let mirror = Mirror::start();
+    let bytes = unique_bytes(100_000);
+    mirror.put(KUBECTL, &bytes);
+    mirror.put(&format!("{KUBECTL}.sha256"), sha256_hex(&bytes).as_bytes());
+    let out = tempfile::tempdir().unwrap();
+    let token = "url-token-that-is-secret";
+    let playbook = playbook(
+        &format!(
+            "mirror = \"{}\"\n\n[vars]\ntoken = {{ env = \"GRAPHRUN_TEST_URL_TOKEN\" }}\n",
+            mirror.url()
+        ),
+        &step(
+            "kubectl",
+            &format!("{KUBECTL}?token={{{{ vars.token }}}}"),
+            &format!("{KUBECTL}.sha256"),
+            &out.path().join("kubectl"),
+        ),
+    );
+    let run = Command::new(env!("CARGO_BIN_EXE_graphrun"))
+        .args(["apply", "--output", "json"])
+        .arg(&playbook.path)
+        .env("GRAPHRUN_TEST_URL_TOKEN", token)
+        .output()
+        .unwrap();
+    assert_exit(&run, 0);
+    assert_eq!(ready(&run)["url"], format!("{KUBECTL}?token=***"));
+    assert!(!String::from_utf8_lossy(&run.stdout).contains(token));
+    assert_eq!(std::fs::read(out.path().join("kubectl")).unwrap(), bytes);
+}
