@@ -187,7 +187,7 @@ fn local_chart_installs_and_upgrades(helm: Helm, namespace: &str) {
     let slices = cluster.json(&["get", "endpointslices", "-n", namespace]);
     for slice in slices["items"].as_array().unwrap() {
         assert!(
-            slice["endpoints"].as_array().map_or(true, Vec::is_empty),
+            slice["endpoints"].as_array().is_none_or(Vec::is_empty),
             "{slice}"
         );
     }

@@ -16,6 +16,7 @@ mod faults;
 mod fuzz_input;
 mod graph;
 mod host_prep;
+mod kube_ops;
 mod kubectl_helm;
 mod kubernetes;
 mod mirror;

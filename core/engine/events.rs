@@ -224,6 +224,17 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         size_bytes: Option<u64>,
     },
+    /// A wait for a Kubernetes object saw something new (its condition, its rollout).
+    WaitProgress {
+        /// `step@host`.
+        node: String,
+        /// Host name.
+        host: String,
+        /// The wait's summary.
+        op: String,
+        /// What it saw last (secrets redacted).
+        seen: String,
+    },
     /// An op ended.
     OpFinished {
         /// `step@host`.

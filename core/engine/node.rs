@@ -200,7 +200,7 @@ async fn attempt_once(
             PlanResponse::Plan(plan) => break plan,
             PlanResponse::Probe { probes } if rounds < MAX_PROBE_ROUNDS => {
                 rounds += 1;
-                let answers = exec::run_probes(cx, names, &session, &probes).await?;
+                let answers = exec::run_probes(cx, &session, &probes).await?;
                 request.probes.extend(answers);
             }
             PlanResponse::Probe { .. } => {

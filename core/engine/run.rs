@@ -97,6 +97,9 @@ pub struct RunContext {
     pub(super) checksums: crate::transport::upload::Checksums,
     /// Artifacts, each made ready once per run.
     pub(super) artifacts: crate::artifacts::Store,
+    /// Kubernetes clients, one per kubeconfig.
+    #[cfg(feature = "kubernetes")]
+    pub(super) clusters: super::exec::cluster::Clusters,
     shared: minijinja::Value,
     facts: HashMap<String, OnceCell<FactsResult>>,
     outputs: Mutex<HashMap<usize, StepOutputs>>,
@@ -294,6 +297,8 @@ pub async fn execute(
             reporter.clone(),
             Redactor::new(&playbook.secrets),
         ),
+        #[cfg(feature = "kubernetes")]
+        clusters: Default::default(),
         shared,
         outputs: Mutex::new(HashMap::new()),
         ancestors: ancestors(&playbook),

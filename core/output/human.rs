@@ -213,6 +213,13 @@ impl Reporter for Human {
                 };
                 inner.say(&format!("artifact {url}: {whence}"));
             }
+            Event::WaitProgress {
+                node, host, seen, ..
+            } => {
+                if let Some(bar) = inner.bar_for(host) {
+                    bar.set_message(format!("{node}: waiting, {seen}"));
+                }
+            }
             Event::OpFinished {
                 node,
                 op,

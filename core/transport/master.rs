@@ -4,6 +4,7 @@
 //! native multiplexing client: a new shell or upload costs one channel, not a handshake or a
 //! process on this machine.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -81,6 +82,25 @@ impl Master {
                 // A session that cannot be opened because the connection dropped says why.
                 last_words(&self.stderr_tail).map_or(err.clone(), |why| format!("{err}: {why}"))
             })
+    }
+
+    /// Forwards a free local port to `host:port` as seen from the connected host (what
+    /// `ssh -O forward -L` asks of a ControlMaster); the forward lasts as long as the connection.
+    pub async fn forward(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        // The master listens itself: a port free now is free when it binds it a moment later
+        // unless another program takes it in between, which then fails the request.
+        let local = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|listener| listener.local_addr())
+            .map_err(|err| format!("no free local port: {err}"))?;
+        let remote = openssh::Socket::TcpSocket {
+            host: host.into(),
+            port,
+        };
+        self.session
+            .request_port_forward(openssh::ForwardType::Local, local, remote)
+            .await
+            .map_err(|err| format!("cannot forward {local} to {host}:{port}: {err}"))?;
+        Ok(local)
     }
 
     /// Ends the connection: ssh exits at SIGTERM after telling the server; sessions still open

@@ -69,6 +69,18 @@ impl Lease {
     pub async fn spawn_script(&self, script: &str) -> Result<Process, String> {
         self.slot.spawn_script(script).await
     }
+
+    /// A local port that leads to `host:port` as the node's host reaches it, through its SSH
+    /// connection (for an API server only the host can reach).
+    pub async fn forward(&self, host: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+        if self.slot.host.connection.kind != ConnectionKind::Ssh || self.slot.control.is_none() {
+            return Err(format!(
+                "{} is not an SSH host: there is no connection to forward a port through",
+                self.slot.host.name
+            ));
+        }
+        self.slot.master().await?.forward(host, port).await
+    }
 }
 
 impl Connections {

@@ -50,7 +50,7 @@ pub(super) async fn run(
         .collect();
     // Staged files that an op moved into place are gone; the others (an earlier op failed)
     // are removed.
-    arrivals.retain(|index, _| !frames.get(*index).is_some_and(|f| f.exit_code == Some(0)));
+    arrivals.retain(|index, _| frames.get(*index).is_none_or(|f| f.exit_code != Some(0)));
     upload::discard(session, &arrivals).await;
     Ok(ops
         .iter()

@@ -2,6 +2,12 @@
 //! executor here, and every executor answers with the same [`OpResult`] per op, so the node
 //! runner reports, logs and stops at the first failure the same way whatever ran the op.
 
+#[cfg(feature = "kubernetes")]
+mod clients;
+#[cfg(feature = "kubernetes")]
+pub(super) mod cluster;
+#[cfg(not(feature = "kubernetes"))]
+#[path = "no_cluster.rs"]
 pub(super) mod cluster;
 mod host;
 
@@ -12,7 +18,7 @@ use graphrun_plugin_api::{Op, Probe, ProbeResult, Target};
 use super::events::{OpStatus, Transfer};
 use super::node::{Failure, Names};
 use super::run::RunContext;
-use crate::transport::{Lease, Session};
+use crate::transport::Lease;
 
 /// How one op ended, whichever executor ran it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +81,7 @@ pub(super) async fn run_ops(
         let batch = &ops[start..end];
         let batch_results = match target {
             Target::Host => host::run(cx, names, session, batch, check_mode).await?,
-            Target::Cluster => cluster::run(cx, names, batch, check_mode).await,
+            Target::Cluster => cluster::run(cx, names, session, batch, check_mode).await,
         };
         let failed = batch_results.iter().any(|r| r.status == OpStatus::Failed);
         results.extend(batch_results);
@@ -92,15 +98,14 @@ pub(super) async fn run_ops(
 /// exit code is data, not a failure.
 pub(super) async fn run_probes(
     cx: &RunContext,
-    names: &Names<'_>,
-    session: &Session,
+    session: &Lease,
     probes: &[Probe],
 ) -> Result<BTreeMap<String, ProbeResult>, Failure> {
     let (on_host, on_cluster): (Vec<&Probe>, Vec<&Probe>) =
         probes.iter().partition(|probe| probe.as_run().is_some());
     let mut results = host::probe(session, &on_host).await?;
     for probe in on_cluster {
-        let result = cluster::probe(cx, names, &probe.query).await?;
+        let result = cluster::probe(cx, session, &probe.query).await?;
         results.insert(probe.name.clone(), result);
     }
     Ok(results)

@@ -42,6 +42,9 @@ pub enum Error {
         why: String,
     },
 
+    #[error("cannot read the server's version: {0}")]
+    Version(String),
+
     #[error("{object}: waiting for a rollout works for Deployments only")]
     NoRollout { object: Box<ObjectRef> },
 }

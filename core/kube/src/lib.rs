@@ -4,8 +4,9 @@
 //! a Secret's values before an object is shown.
 //!
 //! Objects are plain JSON (`serde_json::Value`), as a plan carries them; their kind is resolved
-//! through API discovery, so custom resources work like built-in ones. The engine does not use
-//! this crate yet: Kubernetes ops and their routing in the node runner come with the cluster steps.
+//! through API discovery, so custom resources work like built-in ones. The engine's cluster
+//! executor (`core/engine/exec/cluster.rs`, the `kubernetes` feature) carries out Kubernetes ops
+//! and probes with it.
 
 mod cluster;
 mod error;
@@ -18,4 +19,4 @@ pub use cluster::{Applied, Cluster, FIELD_MANAGER};
 pub use error::Error;
 pub use object::ObjectRef;
 pub use redact::redacted;
-pub use wait::Condition;
+pub use wait::{Condition, Progress};

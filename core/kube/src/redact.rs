@@ -9,7 +9,8 @@ pub fn redacted(object: &serde_json::Value) -> serde_json::Value {
     let mut shown = object.clone();
     if object["kind"] == "Secret" && object["apiVersion"] == "v1" {
         for field in ["data", "stringData"] {
-            if let Some(entries) = shown[field].as_object_mut() {
+            // `get_mut`: indexing would add the field as null when it is absent.
+            if let Some(entries) = shown.get_mut(field).and_then(|v| v.as_object_mut()) {
                 entries
                     .values_mut()
                     .for_each(|value| *value = HIDDEN.into());
@@ -33,6 +34,12 @@ mod tests {
         assert_eq!(shown["stringData"], json!({"token": "***"}));
         assert_eq!(shown["metadata"], secret["metadata"]);
         assert!(!shown.to_string().contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_secret_without_string_data_gets_none() {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "data": {"a": "Yg=="}});
+        assert_eq!(redacted(&secret).get("stringData"), None);
     }
 
     #[test]

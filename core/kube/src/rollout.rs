@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::wait::{condition, describe, Seen};
+use crate::wait::{condition, describe, Progress, Seen};
 use crate::{Cluster, Error, ObjectRef};
 
 impl Cluster {
@@ -13,14 +13,21 @@ impl Cluster {
         &self,
         deployment: &ObjectRef,
         timeout: Duration,
+        progress: &Progress<'_>,
     ) -> Result<Duration, Error> {
         if deployment.kind != "Deployment" {
             return Err(Error::NoRollout {
                 object: Box::new(deployment.clone()),
             });
         }
-        self.poll(deployment, "the rollout to complete", timeout, rollout)
-            .await
+        self.poll(
+            deployment,
+            "the rollout to complete",
+            timeout,
+            progress,
+            rollout,
+        )
+        .await
     }
 }
 

@@ -25,6 +25,10 @@ impl Condition {
     }
 }
 
+/// Hears, while a wait goes on, what was seen last each time it changes ("status False,
+/// reason MinimumReplicasUnavailable: ...", "2 of 3 replicas updated").
+pub type Progress<'a> = dyn Fn(&str) + Send + Sync + 'a;
+
 /// What one look at the object says.
 pub(crate) enum Seen {
     Done,
@@ -36,13 +40,20 @@ pub(crate) enum Seen {
 
 impl Cluster {
     /// Waits until the condition is True (an object that does not exist yet is waited for too),
-    /// at most `timeout`; returns how long it took. A timeout says what was seen last.
-    pub async fn wait(&self, wanted: &Condition, timeout: Duration) -> Result<Duration, Error> {
+    /// at most `timeout`; returns how long it took. A timeout says what was seen last;
+    /// `progress` hears what is seen each time it changes.
+    pub async fn wait(
+        &self,
+        wanted: &Condition,
+        timeout: Duration,
+        progress: &Progress<'_>,
+    ) -> Result<Duration, Error> {
         let waiting_for = format!("{} to be True", wanted.condition);
         self.poll(
             &wanted.object,
             &waiting_for,
             timeout,
+            progress,
             |object| match condition(object, &wanted.condition) {
                 Some(found) if found["status"] == "True" => Seen::Done,
                 Some(found) => Seen::Pending(describe(found)),
@@ -59,9 +70,11 @@ impl Cluster {
         object: &ObjectRef,
         waiting_for: &str,
         timeout: Duration,
+        progress: &Progress<'_>,
         look: impl Fn(&serde_json::Value) -> Seen,
     ) -> Result<Duration, Error> {
         let started = Instant::now();
+        let mut told = String::new();
         loop {
             let last = match self.get(object).await? {
                 None => "the object does not exist".to_string(),
@@ -77,6 +90,10 @@ impl Cluster {
                     }
                 },
             };
+            if last != told {
+                progress(&last);
+                told = last.clone();
+            }
             if started.elapsed() + POLL_INTERVAL > timeout {
                 return Err(Error::Timeout {
                     object: Box::new(object.clone()),

@@ -111,7 +111,11 @@ async fn waits_for_node_ready_deployment_available_and_crd_established() {
     };
     let node = ObjectRef::new("v1", "Node", None, "kwok-node-0");
     cluster
-        .wait(&Condition::new(node, "Ready"), Duration::from_secs(60))
+        .wait(
+            &Condition::new(node, "Ready"),
+            Duration::from_secs(60),
+            &|_| {},
+        )
         .await
         .unwrap();
 
@@ -122,6 +126,7 @@ async fn waits_for_node_ready_deployment_available_and_crd_established() {
         .wait(
             &Condition::new(applied.object, "Available"),
             Duration::from_secs(120),
+            &|_| {},
         )
         .await
         .unwrap();
@@ -139,6 +144,7 @@ async fn waits_for_node_ready_deployment_available_and_crd_established() {
         .wait(
             &Condition::new(applied.object, "Established"),
             Duration::from_secs(60),
+            &|_| {},
         )
         .await
         .unwrap();
@@ -161,16 +167,21 @@ async fn a_condition_that_never_comes_times_out_saying_what_was_seen() {
     let name = format!("stuck-{}", std::process::id());
     let stuck = deployment("kube-stuck", &name, json!({"graphrun.test/none": "true"}));
     let applied = cluster.apply(&stuck).await.unwrap();
+    let heard = std::sync::Mutex::new(Vec::new());
+    let progress = |seen: &str| heard.lock().unwrap().push(seen.to_string());
     let error = cluster
         .wait(
             &Condition::new(applied.object, "Available"),
             Duration::from_secs(3),
+            &progress,
         )
         .await
         .unwrap_err();
     let Error::Timeout { last, .. } = &error else {
         panic!("expected a timeout, got {error}")
     };
+    // Progress heard what the timeout reports last.
+    assert_eq!(heard.lock().unwrap().last(), Some(last));
     assert!(
         last.contains("status False") || last.contains("no Available condition"),
         "{last}"
@@ -183,7 +194,11 @@ async fn a_condition_that_never_comes_times_out_saying_what_was_seen() {
     );
 
     let error = cluster
-        .wait_rollout(&ObjectRef::of(&stuck).unwrap(), Duration::from_secs(2))
+        .wait_rollout(
+            &ObjectRef::of(&stuck).unwrap(),
+            Duration::from_secs(2),
+            &|_| {},
+        )
         .await
         .unwrap_err();
     assert!(
@@ -209,7 +224,7 @@ async fn a_rollout_past_its_progress_deadline_fails_without_waiting_out_the_time
     late["spec"]["progressDeadlineSeconds"] = json!(2);
     let applied = cluster.apply(&late).await.unwrap();
     let error = cluster
-        .wait_rollout(&applied.object, Duration::from_secs(120))
+        .wait_rollout(&applied.object, Duration::from_secs(120), &|_| {})
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Failed { .. }), "{error}");
@@ -230,14 +245,14 @@ async fn waits_for_a_rollout_of_a_new_spec() {
     let mut web = deployment("kube-rollout", "web", json!({}));
     let applied = cluster.apply(&web).await.unwrap();
     cluster
-        .wait_rollout(&applied.object, Duration::from_secs(120))
+        .wait_rollout(&applied.object, Duration::from_secs(120), &|_| {})
         .await
         .unwrap();
     // A new image: a new generation, new pods; the wait covers the whole replacement.
     web["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.invalid/web:2");
     assert!(cluster.apply(&web).await.unwrap().changed);
     cluster
-        .wait_rollout(&applied.object, Duration::from_secs(120))
+        .wait_rollout(&applied.object, Duration::from_secs(120), &|_| {})
         .await
         .unwrap();
     let read = cluster.get(&applied.object).await.unwrap().unwrap();
@@ -247,7 +262,7 @@ async fn waits_for_a_rollout_of_a_new_spec() {
 
     let node = ObjectRef::new("v1", "Node", None, "kwok-node-0");
     let error = cluster
-        .wait_rollout(&node, Duration::from_secs(1))
+        .wait_rollout(&node, Duration::from_secs(1), &|_| {})
         .await
         .unwrap_err();
     assert!(matches!(error, Error::NoRollout { .. }), "{error}");

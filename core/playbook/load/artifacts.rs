@@ -60,7 +60,7 @@ impl Loader {
             .or_else(|| url.strip_prefix("https://"))
             .map(|rest| rest.split('/').next().unwrap_or_default())
             .map(|authority| authority.rsplit('@').next().unwrap_or_default());
-        if host.map_or(true, str::is_empty) {
+        if host.is_none_or(str::is_empty) {
             let message = format!(
                 "`mirror`: `{}` is not an http:// or https:// URL",
                 location::shown(&url)

@@ -28,6 +28,8 @@ pub fn plugins() -> Vec<Arc<dyn Plugin>> {
     plugins.push(Arc::new(graphrun_plugin_ingress::IngressPlugin));
     #[cfg(feature = "kubectl")]
     plugins.push(Arc::new(graphrun_plugin_kubectl::KubectlPlugin));
+    #[cfg(feature = "manifest")]
+    plugins.push(Arc::new(graphrun_plugin_manifest::ManifestPlugin));
     #[cfg(feature = "preflight")]
     plugins.push(Arc::new(graphrun_plugin_preflight::PreflightPlugin));
     #[cfg(feature = "rancher")]
