@@ -4,6 +4,7 @@
 //! they do on lab hosts: `standin_lab`). Skipped unless GRAPHRUN_MIRROR_DIR is set
 //! (`eval "$(tests/k8s/cluster.sh env)"`); CI=true makes that an error.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -275,13 +276,15 @@ fn rke2_refuses_a_wrong_config_yaml_or_argument_with_rke2_s_own_message() {
         .starts_with(&format!("rke2 version {RKE2_VERSION} ")));
 }
 
-/// The tarball unpacks into /usr/local as rke2's does: the binary, and the units that run
-/// `rke2 server` / `rke2 agent` as Type=notify services.
+/// The tarball unpacks into /usr/local as rke2's does: the binary and rke2-killall.sh, and the
+/// units that run `rke2 server` / `rke2 agent` as Type=notify services.
 #[test]
 fn rke2_tarball_has_upstream_s_install_layout_and_units() {
     let Some(mirror) = mirror_dir() else { return };
     let dir = tempfile::tempdir().unwrap();
     unpack_rke2(&mirror, dir.path());
+    let killall = std::fs::metadata(dir.path().join("bin/rke2-killall.sh")).unwrap();
+    assert_eq!(killall.permissions().mode() & 0o777, 0o755);
     for role in ["server", "agent"] {
         let unit = std::fs::read_to_string(
             dir.path()

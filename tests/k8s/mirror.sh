@@ -7,7 +7,8 @@
 #   get.helm.sh/helm-vH-linux-amd64.tar.gz (+ .sha256sum: "HASH  NAME"), holding linux-amd64/helm
 #   github.com/rancher/rke/releases/download/vR/rke_linux-amd64 (+ sha256sum.txt: "HASH  NAME")
 #   github.com/rancher/rke2/releases/download/vR2/rke2.linux-amd64.tar.gz (+ sha256sum-amd64.txt),
-#     holding bin/rke2 and lib/systemd/system/rke2-{server,agent}.{service,env}, for /usr/local
+#     holding bin/rke2, bin/rke2-killall.sh and lib/systemd/system/rke2-{server,agent}.{service,env},
+#     for /usr/local
 #     (the folder is spelt with rke2's `+`; GitHub's URL has `%2B`, which the HTTP server decodes)
 #
 #   tests/k8s/mirror.sh build     # builds the mirror of the current inputs (once); prints its folder
@@ -84,6 +85,7 @@ add_rke2() { # ROOT
     work=$(mktemp -d)
     mkdir -p "$dir" "$work/bin" "$work/lib/systemd/system"
     install -m 0755 "$K8S_BIN/rke2-standin" "$work/bin/rke2"
+    install -m 0755 "$HERE/standin/rke2-killall.sh" "$work/bin/rke2-killall.sh"
     install -m 0644 "$HERE"/standin/systemd/* "$work/lib/systemd/system/"
     reproducible_tarball "$dir/$name" "$work" bin lib
     rm -rf "$work"
@@ -96,7 +98,7 @@ inputs_stamp() {
     {
         cat "$0"
         for name in kubectl helm3 helm4 rke-standin rke2-standin; do cat "$K8S_BIN/$name.stamp"; done
-        cat "$HERE"/standin/systemd/*
+        cat "$HERE"/standin/systemd/* "$HERE/standin/rke2-killall.sh"
     } | sha256sum | cut -d' ' -f1
 }
 
