@@ -11,14 +11,10 @@ use crate::support::skip;
 
 /// The version the harness builds (tests/k8s/build.sh), with its version ldflags.
 const KUBERNETES_VERSION: &str = "v1.34.4";
-/// The chart served by the harness's chart repository (../shared/charts).
-const CERT_MANAGER_VERSION: &str = "v1.21.1";
 
 struct Cluster {
     kubeconfig: PathBuf,
     bin: PathBuf,
-    /// Served from the control-plane host when ../shared/charts is there (always in CI).
-    chart_repo: Option<String>,
 }
 
 fn cluster() -> Option<Cluster> {
@@ -34,7 +30,6 @@ fn cluster() -> Option<Cluster> {
         bin: std::env::var("GRAPHRUN_K8S_BIN")
             .expect("GRAPHRUN_K8S_BIN (from tests/k8s/cluster.sh env)")
             .into(),
-        chart_repo: std::env::var("GRAPHRUN_K8S_CHART_REPO").ok(),
     })
 }
 
@@ -214,74 +209,6 @@ fn helm3_installs_a_local_chart_against_the_real_api_server() {
 #[test]
 fn helm4_installs_a_local_chart_against_the_real_api_server() {
     local_chart_installs_and_upgrades(Helm::V4, "demo-helm4");
-}
-
-/// cert-manager from a chart repository served over HTTP by a lab host. The chart installs and
-/// its Deployments become Available (kwok marks the pods Running), but the webhook is only
-/// simulated: kwok's pods have loopback addresses, which EndpointSlices refuse, so the webhook's
-/// Service has no endpoints and the API server rejects every cert-manager object the webhook
-/// validates, exactly as a real cluster does while cert-manager's webhook is not ready.
-#[test]
-fn cert_manager_installs_from_a_chart_repository_but_its_webhook_cannot_answer_on_kwok() {
-    let Some(cluster) = cluster() else { return };
-    let Some(chart_repo) = &cluster.chart_repo else {
-        skip(
-            "chart repository",
-            "cluster.sh serves ../shared/charts, or GRAPHRUN_SHARED_DIR/charts",
-        );
-        return;
-    };
-    let home = tempfile::tempdir().unwrap();
-    let install = [
-        "upgrade",
-        "--install",
-        "cert-manager",
-        "cert-manager",
-        "--repo",
-        chart_repo,
-        "--version",
-        CERT_MANAGER_VERSION,
-        "--namespace",
-        "cert-manager",
-        "--create-namespace",
-        "--set",
-        "crds.enabled=true",
-        "--wait",
-        "--timeout",
-        "3m",
-    ];
-    success(
-        "helm install cert-manager",
-        cluster.helm(Helm::V3, home.path(), &install),
-    );
-    for name in [
-        "cert-manager",
-        "cert-manager-cainjector",
-        "cert-manager-webhook",
-    ] {
-        let deployment = cluster.json(&["get", "deployment", name, "-n", "cert-manager"]);
-        assert_eq!(
-            condition(&deployment, "Available").as_deref(),
-            Some("True"),
-            "{name}"
-        );
-    }
-    let crd = cluster.json(&["get", "crd", "issuers.cert-manager.io"]);
-    assert_eq!(condition(&crd, "Established").as_deref(), Some("True"));
-
-    let issuer = home.path().join("issuer.yaml");
-    std::fs::write(
-        &issuer,
-        "apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata: {name: selfsigned, namespace: cert-manager}\nspec: {selfSigned: {}}\n",
-    )
-    .unwrap();
-    let output = cluster.kubectl(&["apply", "-f", issuer.to_str().unwrap()]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "the webhook cannot admit it");
-    assert!(
-        stderr.contains("no endpoints available for service \"cert-manager-webhook\""),
-        "{stderr}"
-    );
 }
 
 /// The lab lets a host reach the package mirror (DNS included) and nothing else outside the

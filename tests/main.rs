@@ -6,6 +6,7 @@
 
 mod support;
 
+mod addons;
 mod artifacts;
 mod bad_input;
 mod cli;
