@@ -162,6 +162,18 @@ fn kubectl_is_installed_from_the_mirror_with_the_kubeconfig_and_sees_the_nodes()
         ),
         "755 root\n700 ops\n600 ops\n"
     );
+    // What graphrun's `kubectl get nodes` printed is the step's output `nodes`.
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(lab.dir.path().join(".graphrun/playbook/state.json")).unwrap(),
+    )
+    .unwrap();
+    let listed = state["nodes"]["kubectl@h1"]["outputs"]["nodes"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        listed.starts_with("NAME ") && listed.contains("\nkwok-node-0 "),
+        "{listed:?}"
+    );
     let nodes = lab.ssh("h1", "su ops -c 'kubectl get nodes --no-headers'");
     assert!(
         nodes.starts_with("kwok-node-0 ") && nodes.contains(" Ready "),
@@ -179,45 +191,82 @@ fn kubectl_is_installed_from_the_mirror_with_the_kubeconfig_and_sees_the_nodes()
     );
 }
 
+/// A playbook `NAME.toml` whose artifacts come from a local folder in the upstream layout,
+/// holding the harness's kubectl as release `version` with `checksum` as its `.sha256`.
+fn local_folder_playbook(
+    lab: &Lab,
+    name: &str,
+    version: &str,
+    checksum: &str,
+    step: &str,
+) -> PathBuf {
+    let folder = lab.dir.path().join(format!("{name}-artifacts"));
+    let release = folder.join(format!("dl.k8s.io/release/v{version}/bin/linux/amd64"));
+    std::fs::create_dir_all(&release).unwrap();
+    std::fs::copy(lab.bin.join("kubectl"), release.join("kubectl")).unwrap();
+    std::fs::write(release.join("kubectl.sha256"), format!("{checksum}\n")).unwrap();
+    let playbook = lab.dir.path().join(format!("{name}.toml"));
+    let text = format!(
+        "[artifacts]\ndir = \"{}\"\ncache = \"{}\"\n\n[steps.kubectl]\non = \"h1\"\nversion = \"{version}\"\n{step}",
+        folder.display(),
+        lab.dir.path().join(format!("{name}-cache")).display()
+    );
+    std::fs::write(&playbook, text).unwrap();
+    playbook
+}
+
 #[test]
 fn a_kubectl_whose_checksum_does_not_match_is_refused_before_anything_is_sent() {
     let Some(lab) = lab() else { return };
-    // A local artifacts folder in the upstream layout, with the right binary and a wrong hash.
-    let folder = lab.dir.path().join("artifacts");
-    let release = format!("dl.k8s.io/release/v{KUBECTL_VERSION}/bin/linux/amd64");
-    std::fs::create_dir_all(folder.join(&release)).unwrap();
-    std::fs::copy(
-        lab.bin.join("kubectl"),
-        folder.join(&release).join("kubectl"),
-    )
-    .unwrap();
-    std::fs::write(
-        folder.join(&release).join("kubectl.sha256"),
-        format!("{}\n", "0".repeat(64)),
-    )
-    .unwrap();
     lab.ssh("h1", "rm -rf /opt/mismatch");
-    let playbook = lab.dir.path().join("mismatch.toml");
-    std::fs::write(
-        &playbook,
-        format!(
-            "[artifacts]\ndir = \"{}\"\ncache = \"{}\"\n\n[steps.kubectl]\non = \"h1\"\nversion = \"{KUBECTL_VERSION}\"\npath = \"/opt/mismatch/kubectl\"\n",
-            folder.display(),
-            lab.dir.path().join("mismatch-cache").display()
-        ),
-    )
-    .unwrap();
+    let wrong = "0".repeat(64);
+    let playbook = local_folder_playbook(
+        &lab,
+        "mismatch",
+        KUBECTL_VERSION,
+        &wrong,
+        "path = \"/opt/mismatch/kubectl\"\n",
+    );
     let output = lab.apply(&playbook, &[]);
     assert_ne!(output.status.code(), Some(0), "{}", all_output(&output));
     let text = all_output(&output);
-    assert!(
-        text.contains(&"0".repeat(64)),
-        "names the expected hash:\n{text}"
-    );
+    assert!(text.contains(&wrong), "names the expected hash:\n{text}");
     assert_eq!(node_status(&output, "kubectl@h1"), "failed");
     assert_eq!(
         lab.ssh("h1", "ls /opt/mismatch 2>/dev/null | wc -l").trim(),
         "0"
+    );
+}
+
+/// The harness's kubectl (1.34) published as 1.32: the step believes it is two minor versions
+/// behind the API server (1.34) and says so, without failing.
+#[test]
+fn a_kubectl_two_minor_versions_from_the_server_is_a_warning() {
+    use sha2::{Digest, Sha256};
+    let Some(lab) = lab() else { return };
+    let binary = std::fs::read(lab.bin.join("kubectl")).unwrap();
+    let checksum: String = Sha256::digest(&binary)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let playbook = local_folder_playbook(
+        &lab,
+        "skew",
+        "1.32.0",
+        &checksum,
+        &format!(
+            "path = \"/opt/skew/kubectl\"\nkubeconfig = \"{}\"\n",
+            lab.kubeconfig
+        ),
+    );
+    let output = lab.apply(&playbook, &[]);
+    assert_exit(&output, 0);
+    let warnings: Vec<String> = events(&output, "op_finished")
+        .filter_map(|e| e["stderr"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        warnings,
+        ["warning: kubectl 1.32 is more than one minor version away from the API server (1.34): kubectl supports one either way; set version to 1.34.x"]
     );
 }
 
