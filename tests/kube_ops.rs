@@ -133,6 +133,33 @@ async fn apply_creates_objects_managed_by_graphrun_and_a_second_apply_changes_no
 }
 
 #[tokio::test]
+async fn yaml_files_of_several_documents_are_applied_after_the_inline_objects() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = unique("kops-files");
+    let file = manifest_playbook(&kubeconfig, "files = [\"app.yaml\"]", &namespace_toml(&ns));
+    let yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: one, namespace: {ns}}}\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: two, namespace: {ns}}}\n"
+    );
+    write_file(file.dir.path(), "app.yaml", &yaml);
+    let output = graphrun("apply", &file, &[]);
+    assert_exit(&output, 0);
+    let applied: Vec<String> = ops(&output).into_iter().map(|(op, _, _)| op).collect();
+    assert_eq!(
+        applied,
+        [
+            format!("apply Namespace {ns}"),
+            format!("apply ConfigMap {ns}/one"),
+            format!("apply ConfigMap {ns}/two")
+        ]
+    );
+    let two = ObjectRef::new("v1", "ConfigMap", Some(&ns), "two");
+    assert!(read(&kubeconfig, two).await.is_some());
+}
+
+#[tokio::test]
 async fn plan_is_a_dry_run_showing_the_object_with_secret_values_hidden() {
     let Some(kubeconfig) = kubeconfig() else {
         return;

@@ -10,10 +10,11 @@ pub(super) mod cluster;
 #[path = "no_cluster.rs"]
 pub(super) mod cluster;
 mod host;
+mod local;
 
 use std::collections::BTreeMap;
 
-use graphrun_plugin_api::{Op, Probe, ProbeResult, Target};
+use graphrun_plugin_api::{Op, Probe, ProbeQuery, ProbeResult, Target};
 
 use super::events::{OpStatus, Transfer};
 use super::node::{Failure, Names};
@@ -94,18 +95,21 @@ pub(super) async fn run_ops(
     Ok(results)
 }
 
-/// Runs probes: host probes in one round trip, cluster probes from this machine. A probe's
-/// exit code is data, not a failure.
+/// Runs probes: host probes in one round trip, cluster probes and local files from this
+/// machine. A probe's exit code is data, not a failure.
 pub(super) async fn run_probes(
     cx: &RunContext,
     session: &Lease,
     probes: &[Probe],
 ) -> Result<BTreeMap<String, ProbeResult>, Failure> {
-    let (on_host, on_cluster): (Vec<&Probe>, Vec<&Probe>) =
+    let (on_host, elsewhere): (Vec<&Probe>, Vec<&Probe>) =
         probes.iter().partition(|probe| probe.as_run().is_some());
     let mut results = host::probe(session, &on_host).await?;
-    for probe in on_cluster {
-        let result = cluster::probe(cx, session, &probe.query).await?;
+    for probe in elsewhere {
+        let result = match &probe.query {
+            ProbeQuery::LocalFile { path } => local::read_file(cx, path).await,
+            query => cluster::probe(cx, session, query).await?,
+        };
         results.insert(probe.name.clone(), result);
     }
     Ok(results)

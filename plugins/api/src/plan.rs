@@ -64,6 +64,18 @@ impl Probe {
         }
     }
 
+    /// Reads a file on the control machine (relative to the playbook's folder): exit code 0 and
+    /// its content in stdout, or 1 and why it cannot be read in stderr. Plugins never read
+    /// files themselves; this is how one gets a local file's content (a manifest's YAML).
+    pub fn local_file(name: &str, path: &str) -> Self {
+        Probe {
+            name: name.to_string(),
+            query: ProbeQuery::LocalFile {
+                path: path.to_string(),
+            },
+        }
+    }
+
     /// The command of a shell probe (`None` for a cluster probe).
     pub fn as_run(&self) -> Option<&Run> {
         match &self.query {
@@ -92,6 +104,11 @@ pub enum ProbeQuery {
     KubeVersion {
         /// Kubeconfig on the control machine.
         kubeconfig: String,
+    },
+    /// Reads a file on the control machine (see [`Probe::local_file`]).
+    LocalFile {
+        /// Path; a relative one is relative to the playbook's folder.
+        path: String,
     },
 }
 

@@ -1,5 +1,6 @@
-//! The built-in `manifest` step: Kubernetes objects, given inline as TOML tables, applied
-//! server-side (field manager `graphrun`) from the control machine with a cluster step's
+//! The built-in `manifest` step: Kubernetes objects, given inline as TOML tables or in YAML
+//! files (several documents each), applied server-side (field manager `graphrun`) from the
+//! control machine with a cluster step's
 //! kubeconfig; with `ready = true`, then waited for until ready. The objects belong to the
 //! cluster, not to a host, so the step runs once (on the first host of `on`, the way to the API
 //! server when this machine has none).
@@ -8,9 +9,10 @@ use std::time::Duration;
 
 use graphrun_plugin_api::{
     KubeRef, Op, ParamKind, ParamSpec, Params, Plan, PlanRequest, PlanResponse, Plugin,
-    PluginError, PluginInfo, Wait,
+    PluginError, PluginInfo, Probe, ProbeResult, Wait,
 };
 use graphrun_plugin_kit::helm::duration_seconds;
+use serde::Deserialize;
 
 /// How long `ready = true` waits for each object unless `ready_timeout` says otherwise.
 const DEFAULT_READY_TIMEOUT: &str = "5m";
@@ -31,10 +33,15 @@ impl Plugin for ManifestPlugin {
                     ParamKind::String,
                     "Kubeconfig on the control machine, e.g. \"{{ steps.cluster.outputs.kubeconfig }}\"",
                 ),
-                ParamSpec::required(
+                ParamSpec::optional(
                     "objects",
                     ParamKind::Any,
                     "The objects, as [[steps.ID.objects]] tables (apiVersion, kind, metadata, …), applied in order",
+                ),
+                ParamSpec::optional(
+                    "files",
+                    ParamKind::StringList,
+                    "YAML files on this machine (relative to the playbook), each of one or more documents, applied after `objects`",
                 ),
                 ParamSpec::optional(
                     "ready",
@@ -55,7 +62,12 @@ impl Plugin for ManifestPlugin {
 
     fn validate(&self, params: &Params) -> Vec<PluginError> {
         let mut errors = Vec::new();
-        if !params.is_unrendered("objects") {
+        if !params.has("objects") && !params.has("files") {
+            errors.push(PluginError::param(
+                "objects",
+                "give the objects: [[steps.ID.objects]] tables, or files = [\"….yaml\"]",
+            ));
+        } else if params.has("objects") && !params.is_unrendered("objects") {
             errors.extend(objects(params).err());
         }
         if !params.is_unrendered("ready_timeout") {
@@ -67,7 +79,21 @@ impl Plugin for ManifestPlugin {
     fn plan(&self, request: &PlanRequest) -> Result<PlanResponse, PluginError> {
         let params = &request.params;
         let kubeconfig = params.required_str("kubeconfig")?;
-        let objects = objects(params)?;
+        let files = params.string_list("files")?;
+        if !files.is_empty() && request.probes.is_empty() {
+            let probes = files.iter().map(|file| Probe::local_file(file, file));
+            return Ok(PlanResponse::Probe {
+                probes: probes.collect(),
+            });
+        }
+        let mut objects = if params.has("objects") {
+            objects(params)?
+        } else {
+            Vec::new()
+        };
+        for file in &files {
+            objects.extend(documents(file, &request.probes[file])?);
+        }
         let mut ops: Vec<Op> = (objects.iter())
             .map(|(_, object)| Op::kube_apply(kubeconfig, object.clone()))
             .collect();
@@ -104,6 +130,33 @@ fn objects(params: &Params) -> Result<Vec<(KubeRef, serde_json::Value)>, PluginE
             ))),
         })
         .collect()
+}
+
+/// The objects of a YAML file (as the engine read it), in order; empty documents are skipped.
+fn documents(
+    file: &str,
+    read: &ProbeResult,
+) -> Result<Vec<(KubeRef, serde_json::Value)>, PluginError> {
+    let bad = |message: String| PluginError::param("files", message);
+    if read.exit_code != 0 {
+        return Err(bad(read.stderr.trim().to_string()));
+    }
+    let mut found = Vec::new();
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(&read.stdout).enumerate() {
+        let object = serde_json::Value::deserialize(document)
+            .map_err(|err| bad(format!("{file}: document {}: {err}", index + 1)))?;
+        if object.is_null() {
+            continue;
+        }
+        let target = KubeRef::of(&object).ok_or_else(|| {
+            bad(format!(
+                "{file}: document {} needs apiVersion, kind and metadata.name",
+                index + 1
+            ))
+        })?;
+        found.push((target, object));
+    }
+    Ok(found)
 }
 
 fn ready_timeout(params: &Params) -> Result<Duration, PluginError> {
@@ -189,6 +242,48 @@ mod tests {
         assert!(ManifestPlugin.validate(&params)[0]
             .message
             .contains("[[steps.ID.objects]]"));
+    }
+
+    #[test]
+    fn yaml_files_are_read_by_the_engine_and_their_documents_applied_after_the_objects() {
+        let mut request = PlanRequest {
+            params: serde_json::from_value(json!({"kubeconfig": "/k", "files": ["app.yaml"],
+                "objects": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}]}))
+            .unwrap(),
+            ..Default::default()
+        };
+        let PlanResponse::Probe { probes } = ManifestPlugin.plan(&request).unwrap() else {
+            panic!("the files are asked for first")
+        };
+        assert_eq!(probes, [Probe::local_file("app.yaml", "app.yaml")]);
+        let yaml = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: a}\n---\n\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: a}\n";
+        let read = ProbeResult {
+            stdout: yaml.into(),
+            ..Default::default()
+        };
+        request.probes.insert("app.yaml".into(), read);
+        let PlanResponse::Plan(plan) = ManifestPlugin.plan(&request).unwrap() else {
+            panic!("a plan")
+        };
+        let summaries: Vec<String> = plan.ops.iter().map(Op::summary).collect();
+        assert_eq!(
+            summaries,
+            [
+                "apply Namespace a",
+                "apply ConfigMap a/c",
+                "apply Secret a/s"
+            ]
+        );
+        let broken = ProbeResult {
+            stdout: "apiVersion: v1\nkind: ConfigMap\n".into(),
+            ..Default::default()
+        };
+        request.probes.insert("app.yaml".into(), broken);
+        let error = ManifestPlugin.plan(&request).unwrap_err();
+        assert_eq!(
+            error.message,
+            "app.yaml: document 1 needs apiVersion, kind and metadata.name"
+        );
     }
 
     #[test]
