@@ -7,6 +7,8 @@
 //! real kubectl, and a second apply that changes nothing.
 //!
 //! - RKE1 on h4 (the control-plane host, where `cluster.sh up` left the binaries) and h3.
+//! - RKE2 on the systemd hosts: s1 the first server, s2 an agent (`cluster.sh stage s1` and
+//!   `stage s2 s1` left the control-plane binaries and PKI there).
 //!
 //! Skipped unless the lab, the control plane and the mirror are up (`eval "$(tests/lab/lab.sh
 //! env)"; eval "$(tests/k8s/cluster.sh env)"`); CI=true makes that an error.
@@ -19,6 +21,9 @@ use crate::support::{assert_exit, skip, ssh_as_root, statuses};
 
 /// The releases the stand-ins are published as (tests/k8s/build.sh).
 const RKE_VERSION: &str = "v1.8.5";
+const RKE2_VERSION: &str = "v1.34.5+rke2r1";
+/// The RKE2 token the test hands graphrun as a secret (never to be seen in its output).
+const TOKEN: &str = "graphrun-test-rke2-token-5e1f";
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -104,6 +109,7 @@ impl Lab {
             .arg("--inventory")
             .arg(inventory)
             .args(["--output", "json"])
+            .env("GRAPHRUN_TEST_RKE2_TOKEN", TOKEN)
             .output()
             .unwrap()
     }
@@ -233,4 +239,91 @@ dir = "{root}"
             ),
         );
     }
+}
+
+#[test]
+fn rke2_first_server_and_agent_join_their_nodes_are_ready_and_the_token_stays_secret() {
+    let Some(lab) = lab() else { return };
+    let (s1, s2) = (format!("{}.101", lab.net), format!("{}.102", lab.net));
+    let inventory = lab.inventory(&[
+        ("s1", &s1, &["controlplane", "etcd"]),
+        ("s2", &s2, &["worker"]),
+    ]);
+    let playbook = lab.playbook(&format!(
+        r#"
+[steps.rke2_first]
+plugin = "rke"
+on = "s1"
+distribution = "rke2"
+version = "{RKE2_VERSION}"
+token = {{ env = "GRAPHRUN_TEST_RKE2_TOKEN" }}
+
+[steps.rke2_join]
+plugin = "rke"
+on = "all"
+needs = ["rke2_first"]
+wait = "all"
+distribution = "rke2"
+version = "{RKE2_VERSION}"
+token = {{ env = "GRAPHRUN_TEST_RKE2_TOKEN" }}
+server = "{{{{ hosts.s1.address }}}}"
+kubeconfig = "{{{{ steps.rke2_first.outputs.kubeconfig }}}}"
+"#
+    ));
+    let first = lab.apply(&playbook, &inventory);
+    assert_exit(&first, 0);
+    let kubeconfig = lab.state_dir().join("fetched/s1/rke2.yaml");
+    assert_private(&kubeconfig);
+    let text = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(text.contains(&format!("https://{s1}:6443")), "{text}");
+    assert!(!text.contains("127.0.0.1"), "{text}");
+    for node in ["s1", "s2"] {
+        assert_eq!(lab.node_ready(&kubeconfig, node), "True", "{node}");
+    }
+    assert_eq!(
+        lab.ssh(&s1, "systemctl is-active rke2-server").trim(),
+        "active"
+    );
+    assert_eq!(
+        lab.ssh(&s2, "systemctl is-active rke2-agent").trim(),
+        "active"
+    );
+    assert_eq!(
+        lab.ssh(&s2, "stat -c %a /etc/rancher/rke2/config.yaml")
+            .trim(),
+        "600"
+    );
+    assert!(lab
+        .ssh(&s2, "cat /etc/rancher/rke2/config.yaml")
+        .contains(&format!("server: https://{s1}:9345")));
+
+    let second = lab.apply(&playbook, &inventory);
+    assert_unchanged(&second);
+    // The token reached the hosts' config files, and nothing graphrun printed or kept.
+    for output in [&first, &second] {
+        assert!(!String::from_utf8_lossy(&output.stdout).contains(TOKEN));
+        assert!(!String::from_utf8_lossy(&output.stderr).contains(TOKEN));
+    }
+    for entry in walk(&lab.state_dir()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(TOKEN),
+            "the token is in {}",
+            entry.display()
+        );
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
