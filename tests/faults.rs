@@ -271,7 +271,8 @@ fn ctrl_c_mid_step_records_what_finished_and_the_next_apply_resumes() {
 fn ctrl_c_while_a_host_waits_for_another_cancels_what_has_not_started() {
     let Some(lab) = lab() else { return };
     let id = run_id();
-    // `gate` runs on h2 only; every host's `after` waits for it (wait = "all").
+    // `gate` runs on h2 once every host's `once` is done (on a loaded machine h1 may connect
+    // late); every host's `last` waits for it (wait = "all").
     let playbook = lab.playbook(
         "faults.toml",
         &format!(
@@ -284,6 +285,7 @@ run = "echo ran >> /root/gr-{id}-once"
 plugin = "command"
 on = ["h2"]
 needs = ["once"]
+wait = "all"
 run = "touch /root/gr-{id}-gate-started; sleep 4"
 
 [steps.last]

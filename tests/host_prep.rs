@@ -9,11 +9,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 use crate::support::{assert_exit, events, statuses};
-
-static HOSTS: Mutex<()> = Mutex::new(());
 
 /// The systemd hosts, locked for one test, with a private known_hosts.
 struct Hosts {
@@ -33,9 +31,7 @@ fn hosts() -> Option<Hosts> {
         eprintln!("skipped: no systemd hosts (run tests/lab/lab.sh systemd-up and eval \"$(tests/lab/lab.sh env)\")");
         return None;
     };
-    let guard = HOSTS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = crate::support::lock_systemd_hosts();
     let lab_dir = PathBuf::from(std::env::var("GRAPHRUN_LAB_DIR").expect("lab.sh env sets it"));
     let dir = tempfile::tempdir().unwrap();
     let known_hosts = dir.path().join("known_hosts");

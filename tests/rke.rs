@@ -244,7 +244,14 @@ dir = "{root}"
 #[test]
 fn rke2_first_server_and_agent_join_their_nodes_are_ready_and_the_token_stays_secret() {
     let Some(lab) = lab() else { return };
+    let _hosts = crate::support::lock_systemd_hosts();
     let (s1, s2) = (format!("{}.101", lab.net), format!("{}.102", lab.net));
+    // rke2 keeps running after the test unless stopped: its port 6443 would be another test's
+    // finding and its control plane would hold memory for the rest of the suite.
+    let _stop = StopRke2 {
+        lab: &lab,
+        hosts: [s1.clone(), s2.clone()],
+    };
     let inventory = lab.inventory(&[
         ("s1", &s1, &["controlplane", "etcd"]),
         ("s2", &s2, &["worker"]),
@@ -311,6 +318,24 @@ kubeconfig = "{{{{ steps.rke2_first.outputs.kubeconfig }}}}"
             "the token is in {}",
             entry.display()
         );
+    }
+}
+
+/// Stops rke2's services and the control plane the stand-in started, however the test ends.
+struct StopRke2<'a> {
+    lab: &'a Lab,
+    hosts: [String; 2],
+}
+
+impl Drop for StopRke2<'_> {
+    fn drop(&mut self) {
+        for address in &self.hosts {
+            ssh_as_root(
+                &self.lab.key,
+                address,
+                "[ ! -x /usr/local/bin/rke2-killall.sh ] || /usr/local/bin/rke2-killall.sh",
+            );
+        }
     }
 }
 

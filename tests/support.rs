@@ -149,3 +149,12 @@ pub fn assert_exit(output: &std::process::Output, code: i32) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The systemd hosts (s1, s2) are shared by several modules' tests: each such test holds this
+/// lock while it uses them, so one test's services (rke2's port 6443) never meet another's checks.
+pub fn lock_systemd_hosts() -> std::sync::MutexGuard<'static, ()> {
+    static SYSTEMD_HOSTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SYSTEMD_HOSTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
