@@ -130,6 +130,11 @@ impl Settings {
 /// The ops on the step's host and the cluster's outputs.
 pub fn plan(settings: &Settings, request: &PlanRequest) -> Result<PlanResponse, PluginError> {
     let nodes = settings.nodes(request)?;
+    let first_controlplane = nodes
+        .iter()
+        .find(|n| n.node.role.iter().any(|r| r == "controlplane"))
+        .expect("checked: a controlplane node");
+    refuse_a_second_runner(request, &nodes, first_controlplane)?;
     let config = settings.cluster_config(&nodes).to_yaml();
     let dir = settings.dir.trim_end_matches('/');
     let in_dir = |name: &str| format!("{dir}/{name}");
@@ -149,11 +154,7 @@ pub fn plan(settings: &Settings, request: &PlanRequest) -> Result<PlanResponse, 
             to: STATE.into(),
         },
     ];
-    let api_server = nodes
-        .iter()
-        .find(|n| n.node.role.iter().any(|r| r == "controlplane"))
-        .map(|n| format!("https://{}:6443", n.node.address))
-        .expect("checked: a controlplane node");
+    let api_server = format!("https://{}:6443", first_controlplane.node.address);
     let mut plan = Plan::ops(ops);
     plan.outputs.insert(
         "kubeconfig".into(),
@@ -162,6 +163,29 @@ pub fn plan(settings: &Settings, request: &PlanRequest) -> Result<PlanResponse, 
     plan.outputs
         .insert("api_server".into(), Value::from(api_server));
     Ok(plan.into())
+}
+
+/// `rke up` drives the whole cluster from one machine: the first controlplane node (as the
+/// walkthrough does) or a host outside the cluster. The step on any other node would run a
+/// second `rke up` against the same nodes at the same time.
+fn refuse_a_second_runner(
+    request: &PlanRequest,
+    nodes: &[Labelled],
+    first_controlplane: &Labelled,
+) -> Result<(), PluginError> {
+    let address = &request.host.address;
+    let is_node = nodes.iter().any(|n| &n.node.address == address);
+    if !is_node || &first_controlplane.node.address == address {
+        return Ok(());
+    }
+    Err(PluginError::param(
+        "distribution",
+        format!(
+            "rke1 runs `rke up` from one host, and {} is another node of the cluster: set the \
+             step's `on` to the first controlplane node ({}), or `once = true`",
+            request.host.name, first_controlplane.label
+        ),
+    ))
 }
 
 /// `rke up` unless the last successful one used this cluster.yml and this rke binary and its

@@ -154,6 +154,26 @@ fn rke1_warns_of_its_end_of_life_and_names_its_outputs() {
     assert_eq!(plan.outputs["api_server"], "https://10.77.3.11:6443");
 }
 
+/// A second node of the cluster running `rke up` beside the first controlplane node is refused;
+/// a machine outside the cluster may drive it.
+#[test]
+fn rke1_runs_from_one_host_only() {
+    let hosts = inventory(5);
+    let error = plan(rke1_params(), hosts[1].clone(), hosts.clone()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("rke1 runs `rke up` from one host"),
+        "{error}"
+    );
+    let outside = HostInfo {
+        name: "workstation".into(),
+        address: "10.77.3.99".into(),
+        ..HostInfo::default()
+    };
+    assert!(plan(rke1_params(), outside, hosts).is_ok());
+}
+
 fn validate(value: Value) -> Vec<String> {
     RkePlugin
         .validate(&params(value))
