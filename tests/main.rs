@@ -36,3 +36,4 @@ mod ui;
 mod uploads;
 mod validation;
 mod walkthrough;
+mod walkthrough_lab;
