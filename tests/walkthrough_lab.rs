@@ -95,7 +95,9 @@ impl Lab {
             let event: Value = serde_json::from_str(&line).unwrap_or_default();
             if event["event"] == "op_finished"
                 && event["node"] == format!("cert-manager@{MASTER}")
-                && event["op"].as_str().is_some_and(|op| op.starts_with("wait for"))
+                && event["op"]
+                    .as_str()
+                    .is_some_and(|op| op.starts_with("wait for"))
             {
                 child.kill().unwrap();
                 break;
@@ -170,7 +172,8 @@ fn the_walkthrough_runs_end_to_end_on_lab_hosts_resumes_after_a_kill_and_reappli
     for node in &finished_before {
         assert_eq!(status[node], "done", "{node}: {}", text(&resumed));
     }
-    for node in ["cert-manager", "rancher", "minio-ingress"] {
+    // minio-ingress needs no cert-manager: it may have finished before the kill, or not.
+    for node in ["cert-manager", "rancher"] {
         let node = format!("{node}@{MASTER}");
         assert_ne!(status[&node], "done", "{node} did not run again");
     }
