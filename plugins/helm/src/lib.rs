@@ -26,7 +26,7 @@ const PARAMS: &[Param] = &[
     Param::optional("path", ParamKind::String, "Where the binary goes on the host").default_str("/usr/local/bin/helm"),
     Param::optional("repositories", ParamKind::StringMap, "Chart repositories, name = URL (charts from them are named NAME/CHART)"),
     Param::optional("charts", ParamKind::Table, "Releases by name: { chart, namespace, version, values, wait, rollback_on_failure } (see the README); give such a step `once = true` when it runs on several hosts"),
-    Param::optional("kubeconfig", ParamKind::String, "Kubeconfig on the host for the releases (default: the user's ~/.kube/config, as the kubectl step puts it)"),
+    Param::optional("host_kubeconfig", ParamKind::String, "Kubeconfig on the host for the releases (default: the user's ~/.kube/config, as the kubectl step puts it)"),
 ];
 
 /// The `helm` step.
@@ -102,7 +102,7 @@ impl Config {
             ));
         }
         let repositories = repositories(args.string_map("repositories")?)?;
-        let kubeconfig = args.str("kubeconfig")?;
+        let kubeconfig = args.str("host_kubeconfig")?;
         let releases = match args.table("charts")? {
             Some(table) => charts::releases(&table, &repositories, &path, kubeconfig)?,
             None => Vec::new(),
