@@ -78,7 +78,7 @@ impl Plugin for CertManagerPlugin {
 
     fn validate(&self, params: &Params) -> Vec<PluginError> {
         let args = Args::new(PARAMS, params);
-        if PARAMS.iter().any(|p| args.is_unrendered(p.name)) {
+        if args.any_unrendered() {
             return Vec::new();
         }
         release(&args)

@@ -182,6 +182,14 @@ impl<'a> Args<'a> {
         self.params.is_unrendered(name)
     }
 
+    /// Whether any declared parameter is a template not rendered yet: steps whose checks read
+    /// several parameters together skip them all at validate, and run them at plan.
+    pub fn any_unrendered(&self) -> bool {
+        self.table
+            .iter()
+            .any(|param| self.params.is_unrendered(param.name))
+    }
+
     /// A string, or the default.
     pub fn str(&self, name: &str) -> Result<Option<&'a str>, PluginError> {
         match (self.params.str(name)?, self.declared(name).default) {

@@ -90,7 +90,7 @@ impl Plugin for RancherPlugin {
 
     fn validate(&self, params: &Params) -> Vec<PluginError> {
         let args = Args::new(PARAMS, params);
-        if PARAMS.iter().any(|p| args.is_unrendered(p.name)) {
+        if args.any_unrendered() {
             return tls_source(&args).err().into_iter().collect();
         }
         release(&args).err().into_iter().collect()
