@@ -815,3 +815,38 @@ creates = "{{ vars.root }}/after"
         assert!(site.exists("after"));
     }
 }
+
+/// A fetched file's path reaches later steps as an absolute path, so a step that copies it works
+/// when the playbook was named relative to the current folder (it was read again from the
+/// playbook's folder, doubling it).
+#[test]
+fn a_fetched_file_feeds_a_later_step_when_the_playbook_path_is_relative() {
+    let site = Site::new(
+        r#"
+[steps.make]
+plugin = "file"
+path = "{{ vars.root }}/original"
+content = "fetched and copied\n"
+
+[steps.get]
+plugin = "fetch"
+needs = ["make"]
+path = "{{ vars.root }}/original"
+
+[steps.copy]
+plugin = "file"
+needs = ["get"]
+path = "{{ vars.root }}/copy"
+source = "{{ steps.get.outputs.local_path }}"
+"#,
+    );
+    let folder = site.path().parent().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_graphrun"))
+        .current_dir(folder.parent().unwrap())
+        .arg("apply")
+        .arg(Path::new(folder.file_name().unwrap()).join("playbook.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+    assert_eq!(site.read("copy"), "fetched and copied\n");
+}

@@ -6,7 +6,6 @@
 #   bash tests/walkthrough-lab.sh [APPLY OPTIONS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# An absolute playbook path: a relative one doubles in the kubeconfig path the rke step outputs.
 bash tests/lab/lab.sh up 4
 bash tests/k8s/build.sh
 bash tests/k8s/cluster.sh up
@@ -24,4 +23,4 @@ if [[ -z ${RANCHER_BOOTSTRAP_PASSWORD:-} && ! -s $password_file ]]; then
 fi
 RANCHER_BOOTSTRAP_PASSWORD=${RANCHER_BOOTSTRAP_PASSWORD:-$(cat "$password_file")}
 export RANCHER_BOOTSTRAP_PASSWORD
-cargo run --locked --quiet -- apply "$PWD/playbooks/rke-rancher-lab.toml" --inventory "$GRAPHRUN_LAB_INVENTORY" "$@"
+cargo run --locked --quiet -- apply playbooks/rke-rancher-lab.toml --inventory "$GRAPHRUN_LAB_INVENTORY" "$@"

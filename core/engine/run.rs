@@ -194,8 +194,11 @@ impl RunContext {
             .collect()
     }
 
+    /// Where a host's fetched files land: an absolute path, because plugins hand it on as step
+    /// outputs, and a relative one would be read again from the playbook's folder.
     pub(super) fn fetch_dir(&self, host: &str) -> PathBuf {
-        self.data_dir.join("fetched").join(host)
+        let dir = self.data_dir.join("fetched").join(host);
+        std::path::absolute(&dir).unwrap_or(dir)
     }
 
     pub(super) fn resumable(&self, node: &str, input_hash: &str) -> Option<NodeRecord> {
