@@ -275,14 +275,7 @@ fn helm_op(helm: &str, words: &[&str]) -> Op {
 
 /// A release name (Helm: at most 53 characters, DNS-1123 with dots) or a namespace (a label).
 fn check_name(param: &str, name: &str, max: usize, dots: bool) -> Result<(), PluginError> {
-    let valid_char =
-        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (dots && b == b'.');
-    let alnum = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let valid = (1..=max).contains(&name.len())
-        && name.bytes().all(valid_char)
-        && alnum(name.as_bytes().first())
-        && alnum(name.as_bytes().last());
-    if valid {
+    if crate::names::is_dns1123(name, max, dots) {
         Ok(())
     } else {
         Err(PluginError::param(

@@ -30,14 +30,7 @@ pub fn is_host_name(name: &str, wildcard: bool) -> bool {
 /// namespaces and Services): lower-case letters, digits, `-` and `.`, starting and ending with a
 /// letter or digit. The error names parameter `param`.
 pub fn check_object_name(param: &str, name: &str, max: usize) -> Result<(), PluginError> {
-    let alnum = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    let valid = (1..=max).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && alnum(name.as_bytes().first())
-        && alnum(name.as_bytes().last());
-    if valid {
+    if is_dns1123(name, max, true) {
         Ok(())
     } else {
         Err(PluginError::param(
@@ -45,6 +38,18 @@ pub fn check_object_name(param: &str, name: &str, max: usize) -> Result<(), Plug
             format!("`{name}` is not a Kubernetes name: at most {max} lower-case letters, digits, `-` and `.`, starting and ending with a letter or digit"),
         ))
     }
+}
+
+/// Whether `name` has 1 to `max` lower-case letters, digits and `-` (and `.` with `dots`: a
+/// DNS-1123 subdomain, else a label), starting and ending with a letter or digit.
+pub(crate) fn is_dns1123(name: &str, max: usize, dots: bool) -> bool {
+    let valid_char =
+        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || (dots && b == b'.');
+    let alnum = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (1..=max).contains(&name.len())
+        && name.bytes().all(valid_char)
+        && alnum(name.as_bytes().first())
+        && alnum(name.as_bytes().last())
 }
 
 #[cfg(test)]
