@@ -359,7 +359,18 @@ fn sudo_without_a_password_fails_at_once_and_with_one_it_works() {
         .unwrap()
         .replace("user = \"root\"", "user = \"deploy\"\nbecome = true");
     std::fs::write(&lab.inventory, &text).unwrap();
-    let playbook = lab.playbook("sudo.toml", "[steps.whoami]\nplugin = \"command\"\non = \"h1\"\nrun = \"test $(id -u) = 0\"\nchanged = false\n");
+    // An upload as well: the sudo password goes first on its session's input, the file after.
+    let id = run_id();
+    let blob: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(lab.dir.path().join("blob.bin"), &blob).unwrap();
+    let target = format!("/root/gr-{id}.bin");
+    let playbook = lab.playbook(
+        "sudo.toml",
+        &format!(
+            "[steps.whoami]\nplugin = \"command\"\non = \"h1\"\nrun = \"test $(id -u) = 0\"\nchanged = false\n\n\
+             [steps.upload]\nplugin = \"file\"\non = \"h1\"\npath = \"{target}\"\nsource = \"blob.bin\"\n"
+        ),
+    );
     let started = Instant::now();
     let refused = lab.graphrun(&["apply"], &playbook);
     assert_eq!(refused.status.code(), Some(1));
@@ -399,6 +410,8 @@ fn sudo_without_a_password_fails_at_once_and_with_one_it_works() {
             "the sudo password leaked"
         );
     }
+    let arrived = lab.ssh("h1", &format!("stat -c '%s %U' {target}; rm -f {target}"));
+    assert_eq!(arrived, format!("{} root\n", blob.len()));
 }
 
 #[test]

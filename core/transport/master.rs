@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::process::Child;
 
-use super::process::{kill_group, spawn_owned, Process};
+use super::process::{kill_group, spawn_owned, Feed, Process};
 use super::shell::collect_stderr;
 use super::ssh;
 use crate::playbook::Host;
@@ -74,9 +74,9 @@ impl Master {
         matches!(self.child.lock().expect("master lock").try_wait(), Ok(None))
     }
 
-    /// Starts `command` (shell text) in a new session.
-    pub async fn spawn(&self, command: &str) -> Result<Process, String> {
-        Process::remote(&self.session, command)
+    /// Starts `command` (shell text) in a new session, reading `feed`.
+    pub async fn spawn(&self, command: &str, feed: Feed) -> Result<Process, String> {
+        Process::remote(&self.session, command, feed)
             .await
             .map_err(|err| {
                 // A session that cannot be opened because the connection dropped says why.

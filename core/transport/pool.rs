@@ -12,7 +12,7 @@ use graphrun_plugin_api::shell::quote;
 use tokio::io::AsyncWriteExt;
 
 use super::master::Master;
-use super::process::Process;
+use super::process::{Feed, Process};
 use super::shell::ShellSession;
 use super::{ssh, Session, Transport};
 use crate::playbook::{ConnectionKind, Host, HostKeyChecking};
@@ -65,9 +65,26 @@ impl std::ops::Deref for Lease {
 
 impl Lease {
     /// Starts `sh -c SCRIPT` on the host, as its shells run (same user, same sudo), in a
-    /// session of its own beside the shell stream: for transfers.
-    pub async fn spawn_script(&self, script: &str) -> Result<Process, String> {
-        self.slot.spawn_script(script).await
+    /// session of its own beside the shell stream, reading `file`: for transfers. The file
+    /// is read by the connection itself where nothing else has to come first on the script's
+    /// input; otherwise (a sudo password goes first) the file comes back beside the process,
+    /// for the caller to copy through its stdin pipe.
+    pub async fn spawn_script_reading(
+        &self,
+        script: &str,
+        file: std::fs::File,
+    ) -> Result<(Process, Option<std::fs::File>), String> {
+        if ssh::first_line(&self.slot.host.connection).is_some() {
+            Ok((
+                self.slot.spawn_script(script, Feed::Pipe).await?,
+                Some(file),
+            ))
+        } else {
+            Ok((
+                self.slot.spawn_script(script, Feed::File(file)).await?,
+                None,
+            ))
+        }
     }
 
     /// A local port that leads to `host:port` as the node's host reaches it, through its SSH
@@ -236,11 +253,13 @@ impl Slot {
                 ConnectionKind::Local => {
                     let command = ssh::local_shell(connection);
                     ssh::show_command(&self.host, &command);
-                    Process::local(command)
+                    Process::local(command, Feed::Pipe)
                 }
                 ConnectionKind::Ssh => {
                     let master = self.master().await?;
-                    master.spawn(&ssh::session_shell(connection)).await
+                    master
+                        .spawn(&ssh::session_shell(connection), Feed::Pipe)
+                        .await
                 }
             };
             let opened = match process {
@@ -265,25 +284,26 @@ impl Slot {
         }
     }
 
-    async fn spawn_script(&self, script: &str) -> Result<Process, String> {
+    /// Starts `sh -c SCRIPT` as the host's shells run. With a pipe feed, the sudo password
+    /// (if any) is its first line; a file feed is for hosts that need none.
+    async fn spawn_script(&self, script: &str, feed: Feed) -> Result<Process, String> {
         let connection = &self.host.connection;
         let mut process = match connection.kind {
             ConnectionKind::Local => {
                 let mut command = ssh::local_shell(connection);
                 command.arg("-c").arg(script);
-                Process::local(command)?
+                Process::local(command, feed)?
             }
             ConnectionKind::Ssh => {
                 let master = self.master().await?;
                 let shell = ssh::session_shell(connection);
                 master
-                    .spawn(&format!("{shell} -c {}", quote(script)))
+                    .spawn(&format!("{shell} -c {}", quote(script)), feed)
                     .await?
             }
         };
-        if let Some(line) = ssh::first_line(connection) {
-            process
-                .stdin
+        if let (Some(line), Some(stdin)) = (ssh::first_line(connection), process.stdin.as_mut()) {
+            stdin
                 .write_all(format!("{line}\n").as_bytes())
                 .await
                 .map_err(|err| format!("cannot write to the host: {err}"))?;

@@ -13,10 +13,19 @@ pub type Input = Box<dyn AsyncWrite + Send + Unpin>;
 /// Reads its standard output or error.
 pub type Output = Box<dyn AsyncRead + Send + Unpin>;
 
+/// Where a process's standard input comes from.
+pub enum Feed {
+    /// A pipe that graphrun writes to ([`Process::stdin`]).
+    Pipe,
+    /// A local file that the process (for a remote one, the ssh client) reads by itself: an
+    /// upload's bytes go from the file to the connection without a copy through graphrun.
+    File(std::fs::File),
+}
+
 /// A started process and its pipes.
 pub struct Process {
-    /// Its standard input.
-    pub stdin: Input,
+    /// Its standard input, when fed through a pipe.
+    pub stdin: Option<Input>,
     /// Its standard output.
     pub stdout: Output,
     /// Its standard error.
@@ -34,16 +43,20 @@ pub enum Handle {
 }
 
 impl Process {
-    /// Starts `command` on this machine with piped standard streams.
-    pub fn local(mut command: Command) -> Result<Process, String> {
+    /// Starts `command` on this machine with piped standard output and error.
+    pub fn local(mut command: Command, feed: Feed) -> Result<Process, String> {
+        let stdin = match feed {
+            Feed::Pipe => std::process::Stdio::piped(),
+            Feed::File(file) => file.into(),
+        };
         command
-            .stdin(std::process::Stdio::piped())
+            .stdin(stdin)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut child = spawn_owned(&mut command)
             .map_err(|err| format!("cannot start {:?}: {err}", command.as_std().get_program()))?;
         Ok(Process {
-            stdin: Box::new(child.stdin.take().expect("piped")),
+            stdin: child.stdin.take().map(|pipe| Box::new(pipe) as Input),
             stdout: Box::new(child.stdout.take().expect("piped")),
             stderr: Box::new(child.stderr.take().expect("piped")),
             handle: Handle::Local(child),
@@ -52,16 +65,24 @@ impl Process {
 
     /// Starts `command` (shell text, run by the remote login shell) in a new session over a
     /// master connection.
-    pub async fn remote(session: &Arc<openssh::Session>, command: &str) -> Result<Process, String> {
+    pub async fn remote(
+        session: &Arc<openssh::Session>,
+        command: &str,
+        feed: Feed,
+    ) -> Result<Process, String> {
+        let stdin = match feed {
+            Feed::Pipe => openssh::Stdio::piped(),
+            Feed::File(file) => file.into(),
+        };
         let mut child = openssh::Session::to_raw_command(session.clone(), command)
-            .stdin(openssh::Stdio::piped())
+            .stdin(stdin)
             .stdout(openssh::Stdio::piped())
             .stderr(openssh::Stdio::piped())
             .spawn()
             .await
             .map_err(|err| format!("cannot open a session: {err}"))?;
         Ok(Process {
-            stdin: Box::new(child.stdin().take().expect("piped")),
+            stdin: child.stdin().take().map(|pipe| Box::new(pipe) as Input),
             stdout: Box::new(child.stdout().take().expect("piped")),
             stderr: Box::new(child.stderr().take().expect("piped")),
             handle: Handle::Remote(child),

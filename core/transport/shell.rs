@@ -61,11 +61,12 @@ impl ShellSession {
         first_line: Option<&str>,
     ) -> Result<Self, String> {
         let Process {
-            mut stdin,
+            stdin,
             mut stdout,
             stderr,
             handle,
         } = process;
+        let mut stdin = stdin.expect("a shell reads its commands from a pipe");
         let stderr_tail = Arc::new(Mutex::new(Vec::new()));
         let stderr_done = collect_stderr(stderr, stderr_tail.clone());
         let marker = format!("GRAPHRUN-{}", random_hex());

@@ -9,7 +9,11 @@ use super::shell::{Frame, ShellSession};
 /// A local `sh` session.
 pub(super) async fn shell() -> ShellSession {
     ShellSession::open(
-        super::process::Process::local(tokio::process::Command::new("sh")).unwrap(),
+        super::process::Process::local(
+            tokio::process::Command::new("sh"),
+            super::process::Feed::Pipe,
+        )
+        .unwrap(),
         std::time::Duration::from_secs(5),
         None,
     )

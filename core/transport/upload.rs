@@ -14,9 +14,11 @@ use std::time::Duration;
 use graphrun_plugin_api::shell::quote;
 use graphrun_plugin_api::{Op, Run};
 use sha2::{Digest, Sha256};
+use std::io::Seek;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 
+use super::process::{Input, Process};
 use super::script::Arrival;
 use super::{Lease, RunError, Session};
 
@@ -25,8 +27,14 @@ use super::{Lease, RunError, Session};
 /// host for a large upload (0.05 s against 0.28 s per 100 MB on the lab hosts).
 const SHA256: &str = "gr_sha256() { if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }";
 
-/// Bytes per read and write of a transfer.
-pub const CHUNK: usize = 256 * 1024;
+/// Bytes per read (hashing a file, copying it through a pipe).
+const CHUNK: usize = 256 * 1024;
+
+/// How often a transfer's progress is looked at.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Hears how far an upload got: its source, the bytes reported before and those sent now.
+pub type Progress<'a> = dyn Fn(&Source, u64, u64) + Sync + 'a;
 
 /// A local file to upload, for the op at `index` of a node.
 #[derive(Debug, Clone)]
@@ -130,12 +138,12 @@ pub fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
 }
 
 /// Gets each source to its host (in plan mode, only looks): where each upload's content is
-/// when its op runs. `progress` hears of every chunk sent (source, bytes sent so far).
+/// when its op runs. `progress` hears how far each transfer got, a few times a second.
 pub async fn stage(
     lease: &Lease,
     sources: &[Source],
     check_mode: bool,
-    progress: &(dyn Fn(&Source, u64) + Sync),
+    progress: &Progress<'_>,
 ) -> Result<HashMap<usize, Arrival>, RunError> {
     if sources.is_empty() {
         return Ok(HashMap::new());
@@ -212,11 +220,7 @@ async fn host_checksums(lease: &Lease, sources: &[Source]) -> Result<Vec<String>
 }
 
 /// Streams one source to a new temporary file beside its target; returns that file's path.
-async fn send(
-    lease: &Lease,
-    source: &Source,
-    progress: &(dyn Fn(&Source, u64) + Sync),
-) -> Result<String, RunError> {
+async fn send(lease: &Lease, source: &Source, progress: &Progress<'_>) -> Result<String, RunError> {
     let script = format!(
         "{SHA256}\np={p}; d=${{p%/*}}; [ -d \"$d\" ] || mkdir -p \"$d\" || exit 1\n\
          t=$(mktemp \"$d/.${{p##*/}}.graphrun-XXXXXX\") || exit 1\n\
@@ -226,44 +230,39 @@ async fn send(
         p = quote(&source.target),
         sha = source.sha256,
     );
-    let process = lease
-        .spawn_script(&script)
+    let unreadable = |err: std::io::Error| {
+        RunError::Invalid(format!("cannot read {}: {err}", source.path.display()))
+    };
+    let file = std::fs::File::open(&source.path).map_err(unreadable)?;
+    // A second descriptor of the same open file: its offset is how far the reader got.
+    let position = file.try_clone().map_err(unreadable)?;
+    let (process, to_copy) = lease
+        .spawn_script_reading(&script, file)
         .await
         .map_err(RunError::Unreachable)?;
-    let mut input = process.stdin;
-    let (mut stdout, mut stderr) = (process.stdout, process.stderr);
-    let write = async {
-        let mut file = tokio::fs::File::open(&source.path)
-            .await
-            .map_err(|err| format!("cannot read {}: {err}", source.path.display()))?;
-        let mut chunk = vec![0u8; CHUNK];
-        let mut sent = 0u64;
-        loop {
-            let n = file
-                .read(&mut chunk)
-                .await
-                .map_err(|err| format!("cannot read {}: {err}", source.path.display()))?;
-            if n == 0 {
-                break;
-            }
-            input
-                .write_all(&chunk[..n])
-                .await
-                .map_err(|err| format!("the transfer stopped: {err}"))?;
-            sent += n as u64;
-            progress(source, sent);
+    let Process {
+        stdin,
+        mut stdout,
+        mut stderr,
+        handle,
+    } = process;
+    let copy = async {
+        match (to_copy, stdin) {
+            (Some(file), Some(input)) => copy_through(file, input).await,
+            _ => Ok(()),
         }
-        input.shutdown().await.map_err(|err| err.to_string())?;
-        drop(input);
-        Ok::<(), String>(())
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let (written, _, _) = tokio::join!(
-        write,
-        stdout.read_to_end(&mut out),
-        stderr.read_to_end(&mut err)
-    );
-    let code = process.handle.wait(Duration::from_secs(60)).await;
+    let transfer = async {
+        tokio::join!(
+            copy,
+            stdout.read_to_end(&mut out),
+            stderr.read_to_end(&mut err)
+        )
+        .0
+    };
+    let written = watch(transfer, &position, source, progress).await;
+    let code = handle.wait(Duration::from_secs(60)).await;
     let reason = String::from_utf8_lossy(&err).trim().to_string();
     let temp = String::from_utf8_lossy(&out).trim().to_string();
     match (written, code) {
@@ -274,5 +273,46 @@ async fn send(
             source.path.display(),
             source.target
         ))),
+    }
+}
+
+/// Copies `file` into a process's stdin pipe (after the sudo password it was sent first).
+async fn copy_through(file: std::fs::File, mut input: Input) -> Result<(), String> {
+    let mut file = tokio::io::BufReader::with_capacity(CHUNK, tokio::fs::File::from_std(file));
+    tokio::io::copy_buf(&mut file, &mut input)
+        .await
+        .map_err(|err| format!("the transfer stopped: {err}"))?;
+    input.shutdown().await.map_err(|err| err.to_string())
+}
+
+/// Runs `transfer`, telling `progress` every 100 ms how far the reader of `position`'s file
+/// got, and once more at the end of a transfer that completed.
+async fn watch<T>(
+    transfer: impl std::future::Future<Output = Result<T, String>>,
+    position: &std::fs::File,
+    source: &Source,
+    progress: &Progress<'_>,
+) -> Result<T, String> {
+    tokio::pin!(transfer);
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    let mut reported = 0;
+    loop {
+        tokio::select! {
+            done = &mut transfer => {
+                if done.is_ok() && reported < source.size {
+                    progress(source, reported, source.size);
+                }
+                return done;
+            }
+            _ = tick.tick() => {
+                let mut reader = position;
+                if let Ok(now) = reader.stream_position() {
+                    if now > reported {
+                        progress(source, reported, now);
+                        reported = now;
+                    }
+                }
+            }
+        }
     }
 }

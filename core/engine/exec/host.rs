@@ -36,7 +36,9 @@ pub(super) async fn run(
             .await
             .map_err(|err| (NodeStatus::Failed, err))?,
     );
-    let progress = |source: &upload::Source, sent: u64| report_upload(cx, names, source, sent);
+    let progress = |source: &upload::Source, before: u64, sent: u64| {
+        report_upload(cx, names, source, before, sent)
+    };
     let mut arrivals = upload::stage(session, &sources, check_mode, &progress)
         .await
         .map_err(node_failure)?;
@@ -132,13 +134,17 @@ pub(super) async fn probe(
         .collect())
 }
 
-/// Reports a large upload's progress at every 5% (a transfer calls this for each chunk).
-fn report_upload(cx: &RunContext, names: &Names<'_>, source: &upload::Source, sent: u64) {
-    let size = source.size.max(1);
-    let step = size.div_ceil(20);
-    let chunk = upload::CHUNK as u64;
-    // Whether this chunk crossed a 5% mark.
-    let crossed = sent / step != sent.saturating_sub(chunk) / step || sent == size;
+/// Reports a large upload's progress at every 5% mark it passes (`before` is what it had sent
+/// when last told).
+fn report_upload(
+    cx: &RunContext,
+    names: &Names<'_>,
+    source: &upload::Source,
+    before: u64,
+    sent: u64,
+) {
+    let step = source.size.max(1).div_ceil(20);
+    let crossed = sent / step != before / step || sent == source.size;
     if source.size >= LARGE_UPLOAD && crossed {
         cx.reporter.event(&Event::UploadProgress {
             node: names.node.to_string(),

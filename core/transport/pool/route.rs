@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::Slot;
 use crate::transport::batch::{Answer, Request};
+use crate::transport::process::Feed;
 use crate::transport::shell::ShellSession;
 
 /// The least and the most [`patience`] gives: short steps take a few milliseconds, so a step
@@ -181,7 +182,7 @@ impl Slot {
     /// Takes a batch's claim on the host in a session of its own, so no shell runs it.
     async fn claim_away(&self, claim: &str) {
         let script = format!("set -C; : >{}", quote(claim));
-        if let Ok(process) = self.spawn_script(&script).await {
+        if let Ok(process) = self.spawn_script(&script, Feed::Pipe).await {
             process.handle.wait(Duration::from_secs(10)).await;
         }
     }
