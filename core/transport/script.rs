@@ -7,9 +7,11 @@
 //! - `gr_s=u; return 0`: nothing to do;
 //! - `gr_change || return`: in check mode (`graphrun plan`) records "would change" and leaves;
 //! - a non-zero return is a failure, its stderr the reason;
-//! - `gr_backup PATH` before an existing file changes or goes: `PATH.graphrun.bak` keeps its
-//!   previous version (one backup per file; `.bak` and the dot keep it out of `*.conf`
-//!   includes, run-parts and logrotate's folders).
+//! - `gr_backup PATH` before an existing file is replaced (a new file renamed over it):
+//!   `PATH.graphrun.bak` keeps its previous version (one backup per file; `.bak` and the dot
+//!   keep it out of `*.conf` includes, run-parts and logrotate's folders). The old file itself
+//!   becomes the backup (a hard link: nothing is copied); `gr_backup_copy PATH` copies
+//!   it, for a file changed in place. A removed file is renamed to its backup.
 //! - `gr_diff OLD NEW` (only in snippets compiled with `diff`): just before a file changes,
 //!   prints both contents to the op's stdout for [`parse_diff`], in the same round trip.
 //!
@@ -62,6 +64,11 @@ gr_stage() {
   fi
 }
 gr_backup() {
+  [ -f "$1" ] || return 0
+  [ ! -L "$1" ] && ln -f "$1" "$1.graphrun.bak" 2>/dev/null && return
+  cp -p "$1" "$1.graphrun.bak"
+}
+gr_backup_copy() {
   [ -f "$1" ] || return 0
   cp -p "$1" "$1.graphrun.bak"
 }
@@ -225,7 +232,8 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
         Op::Absent { path } => format!(
             "[ -e {p} ] || [ -L {p} ] || {{ gr_s=u; return 0; }}\n\
              [ -z \"$gr_d\" ] || [ ! -f {p} ] || gr_diff {p} /dev/null\n\
-             gr_change || return\ngr_backup {p} && rm -rf {p}",
+             gr_change || return\n\
+             if [ -f {p} ] && [ ! -L {p} ]; then mv -f {p} {p}.graphrun.bak; else gr_backup_copy {p} && rm -rf {p}; fi",
             p = quote(path)
         ),
         Op::Line {
@@ -240,7 +248,7 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
                  [ -z \"$gr_d\" ] || {{ {{ [ -f \"$p\" ] && cat \"$p\" && [ -s \"$p\" ] && [ -n \"$(tail -c1 \"$p\")\" ] && echo; printf '%s\\n' \"$l\"; }} >\"$T/c\"; gr_diff \"$p\" \"$T/c\"; }}\n\
                  gr_change || return\n\
                  [ -d \"${{p%/*}}\" ] || mkdir -p \"${{p%/*}}\" || return\n\
-                 gr_backup \"$p\" || return\n\
+                 gr_backup_copy \"$p\" || return\n\
                  if [ -s \"$p\" ] && [ -n \"$(tail -c1 \"$p\")\" ]; then echo >>\"$p\"; fi\n\
                  printf '%s\\n' \"$l\" >>\"$p\"",
                 p = quote(path),
@@ -275,7 +283,6 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
                  [ -f \"$p\" ] || {{ echo \"$p does not exist\" >&2; return 1; }}\n\
                  grep -Eq -e {r} \"$p\" || {{ gr_s=u; return 0; }}\n\
                  sed -E {sed} \"$p\" >\"$T/c\" || return\n\
-                 cmp -s \"$T/c\" \"$p\" && {{ gr_s=u; return 0; }}\n\
                  unset gr_text; gr_put \"$p\" '' '' '' ''",
                 p = quote(path),
                 r = quote(regex),

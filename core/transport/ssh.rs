@@ -20,9 +20,9 @@ pub fn local_shell(connection: &Connection) -> Command {
 }
 
 /// The command that starts a shell in a session on the host: fixed words, no user value among
-/// them (the remote login shell parses them).
+/// them (the remote login shell parses them, then gives its process to the shell: `exec`).
 pub fn session_shell(connection: &Connection) -> String {
-    remote_shell(connection).join(" ")
+    format!("exec {}", remote_shell(connection).join(" "))
 }
 
 /// The line a new shell reads before anything else: the sudo password, read by `sudo -S`

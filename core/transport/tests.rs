@@ -433,6 +433,15 @@ async fn every_edit_of_an_existing_file_keeps_one_backup() {
         !Path::new(&format!("{created}.graphrun.bak")).exists(),
         "a new file has no backup"
     );
+    // A symlink replaced by a file: the backup holds what it pointed to, not the link.
+    let (real, link) = (path(dir.path(), "real"), path(dir.path(), "link"));
+    std::fs::write(&real, "old\n").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    run(&session, &[Op::file(&link, "new\n")], false).await;
+    let backup = format!("{link}.graphrun.bak");
+    assert!(!std::fs::symlink_metadata(&backup).unwrap().is_symlink());
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), "old\n");
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "old\n");
 }
 
 #[tokio::test]
