@@ -10,6 +10,7 @@ use super::events::{Event, Mode, NodeStatus, OpStatus};
 use super::run::RunContext;
 use super::{exec, failure};
 use crate::playbook::{template, Step};
+use crate::transport::{upload, Lease};
 
 /// How planning may go back and forth before the plugin must answer with a plan.
 const MAX_PROBE_ROUNDS: usize = 4;
@@ -159,6 +160,14 @@ pub async fn run_node(
     }
 }
 
+/// The node's access to its host (connecting it first as needed).
+async fn connect(cx: &RunContext, host: &str) -> Result<Lease, Failure> {
+    cx.connections
+        .session(host)
+        .await
+        .map_err(|err| (NodeStatus::Unreachable, err))
+}
+
 /// Why an attempt did not succeed: how the node ends, and the reason.
 pub(super) type Failure = (NodeStatus, String);
 
@@ -173,11 +182,8 @@ async fn attempt_once(
         .registry
         .get(&names.step.plugin)
         .expect("plugins are validated");
-    let session = cx
-        .connections
-        .session(names.host)
-        .await
-        .map_err(|err| (NodeStatus::Unreachable, err))?;
+    // Connected when first needed: for probes, or else once the plan is known (see below).
+    let mut session = None;
     let mut rounds = 0;
     let plan = loop {
         // Plugins are pure and quick; a panicking built-in fails its node, not the run
@@ -200,7 +206,11 @@ async fn attempt_once(
             PlanResponse::Plan(plan) => break plan,
             PlanResponse::Probe { probes } if rounds < MAX_PROBE_ROUNDS => {
                 rounds += 1;
-                let answers = exec::run_probes(cx, &session, &probes).await?;
+                if session.is_none() {
+                    session = Some(connect(cx, names.host).await?);
+                }
+                let session = session.as_ref().expect("connected above");
+                let answers = exec::run_probes(cx, session, &probes).await?;
                 request.probes.extend(answers);
             }
             PlanResponse::Probe { .. } => {
@@ -221,6 +231,17 @@ async fn attempt_once(
     if crate::output::style::verbose() {
         super::verbose::show_ops(&cx.redactor, names.node, &ops);
     }
+    let session = match session {
+        Some(session) => session,
+        None => {
+            // The node's upload sources are hashed (once per run, then cached for
+            // `exec::run_ops`) while the host connects: each takes a while for a large file
+            // or a busy host. A source that cannot be read fails there, with its reason.
+            let base = cx.playbook.dir();
+            let hashing = upload::sources(&base, &ops, &cx.checksums);
+            tokio::join!(connect(cx, names.host), hashing).0?
+        }
+    };
     let results = exec::run_ops(cx, names, &session, &ops, check_mode).await?;
     let mut outputs = plan.outputs;
     let mut node_status = NodeStatus::Ok;
