@@ -18,7 +18,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{assert_exit, events, skip, statuses};
+use crate::support::{assert_exit, events, lab_env, private_inventory, statuses};
 
 /// Helm and its kubeconfig on h4, apart from what other tests install there.
 const HOST_DIR: &str = "/opt/graphrun-addons";
@@ -36,42 +36,23 @@ struct Lab {
 }
 
 fn lab() -> Option<Lab> {
-    let vars = [
-        "GRAPHRUN_LAB_INVENTORY",
-        "GRAPHRUN_K8S_KUBECONFIG",
-        "GRAPHRUN_K8S_CHART_REPO",
-    ];
-    let values: Vec<String> = vars
-        .iter()
-        .filter_map(|name| std::env::var(name).ok())
-        .collect();
-    if values.len() < vars.len() {
-        skip(
-            "lab, control plane and chart repository",
-            "tests/lab/lab.sh up 4; tests/k8s/cluster.sh up; eval both `env`s",
-        );
-        return None;
-    }
+    let [_inventory, kubeconfig, chart_repo, bin] = lab_env(
+        [
+            "GRAPHRUN_LAB_INVENTORY",
+            "GRAPHRUN_K8S_KUBECONFIG",
+            "GRAPHRUN_K8S_CHART_REPO",
+            "GRAPHRUN_K8S_BIN",
+        ],
+        "lab, control plane and chart repository",
+        "tests/lab/lab.sh up 4; tests/k8s/cluster.sh up; eval both `env`s",
+    )?;
     let dir = tempfile::tempdir().unwrap();
-    // A private known_hosts: the SSH tests re-key hosts.
-    let lab_dir = std::env::var("GRAPHRUN_LAB_DIR").expect("lab.sh env sets it");
-    let text = std::fs::read_to_string(&values[0]).unwrap().replace(
-        &Path::new(&lab_dir)
-            .join("known_hosts")
-            .display()
-            .to_string(),
-        &dir.path().join("known_hosts").display().to_string(),
-    );
-    let inventory = dir.path().join("inventory.toml");
-    std::fs::write(&inventory, text).unwrap();
     Some(Lab {
+        inventory: private_inventory(dir.path()),
         dir,
-        inventory,
-        kubeconfig: values[1].clone(),
-        chart_repo: values[2].clone(),
-        bin: std::env::var("GRAPHRUN_K8S_BIN")
-            .expect("cluster.sh env sets it")
-            .into(),
+        kubeconfig,
+        chart_repo,
+        bin: bin.into(),
     })
 }
 

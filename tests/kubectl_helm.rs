@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{assert_exit, events, skip, ssh_as_root, statuses};
+use crate::support::{assert_exit, events, lab_env, private_inventory, ssh_as_root, statuses};
 
 /// The harness's kubectl (tests/k8s/build.sh), served by the mirror.
 const KUBECTL_VERSION: &str = "1.34.5";
@@ -27,37 +27,26 @@ struct Lab {
 }
 
 fn lab() -> Option<Lab> {
-    let vars = [
-        "GRAPHRUN_LAB_INVENTORY",
-        "GRAPHRUN_K8S_KUBECONFIG",
-        "GRAPHRUN_MIRROR",
-    ];
-    if vars.iter().any(|var| std::env::var(var).is_err()) {
-        skip(
-            "lab, control plane or artifact mirror",
-            "tests/lab/lab.sh up 4; tests/k8s/cluster.sh up; eval \"$(tests/lab/lab.sh env)\" \"$(tests/k8s/cluster.sh env)\"",
-        );
-        return None;
-    }
-    let var = |name: &str| std::env::var(name).expect("checked above");
-    let lab_dir = PathBuf::from(var("GRAPHRUN_LAB_DIR"));
+    let [_inventory, lab_dir, net, kubeconfig, mirror, bin] = lab_env(
+        [
+            "GRAPHRUN_LAB_INVENTORY",
+            "GRAPHRUN_LAB_DIR",
+            "GRAPHRUN_LAB_NET",
+            "GRAPHRUN_K8S_KUBECONFIG",
+            "GRAPHRUN_MIRROR",
+            "GRAPHRUN_K8S_BIN",
+        ],
+        "lab, control plane or artifact mirror",
+        "tests/lab/lab.sh up 4; tests/k8s/cluster.sh up; eval \"$(tests/lab/lab.sh env)\" \"$(tests/k8s/cluster.sh env)\"",
+    )?;
     let dir = tempfile::tempdir().unwrap();
-    // A private known_hosts, so the lab's own is never written by a test.
-    let inventory = std::fs::read_to_string(var("GRAPHRUN_LAB_INVENTORY"))
-        .unwrap()
-        .replace(
-            &lab_dir.join("known_hosts").display().to_string(),
-            &dir.path().join("known_hosts").display().to_string(),
-        );
-    let inventory_path = dir.path().join("inventory.toml");
-    std::fs::write(&inventory_path, inventory).unwrap();
     Some(Lab {
-        inventory: inventory_path,
-        key: lab_dir.join("id_ed25519"),
-        net: var("GRAPHRUN_LAB_NET"),
-        kubeconfig: var("GRAPHRUN_K8S_KUBECONFIG"),
-        mirror: var("GRAPHRUN_MIRROR"),
-        bin: var("GRAPHRUN_K8S_BIN").into(),
+        inventory: private_inventory(dir.path()),
+        key: Path::new(&lab_dir).join("id_ed25519"),
+        net,
+        kubeconfig,
+        mirror,
+        bin: bin.into(),
         dir,
     })
 }

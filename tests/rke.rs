@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{assert_exit, skip, ssh_as_root, statuses};
+use crate::support::{assert_exit, lab_env, ssh_as_root, statuses};
 
 /// The releases the stand-ins are published as (tests/k8s/build.sh).
 const RKE_VERSION: &str = "v1.8.5";
@@ -36,28 +36,20 @@ struct Lab {
 }
 
 fn lab() -> Option<Lab> {
-    let vars = [
-        "GRAPHRUN_LAB_KEY",
-        "GRAPHRUN_LAB_NET",
-        "GRAPHRUN_MIRROR",
-        "GRAPHRUN_K8S_BIN",
-        "GRAPHRUN_K8S_API",
-        "GRAPHRUN_LAB_SYSTEMD_INVENTORY",
-    ];
-    let Ok(values) = vars
-        .iter()
-        .map(std::env::var)
-        .collect::<Result<Vec<String>, _>>()
-    else {
-        skip(
-            "lab with systemd hosts, control plane and artifact mirror",
-            "tests/lab/lab.sh up 4; tests/lab/lab.sh systemd-up; tests/k8s/cluster.sh up; \
-             tests/k8s/cluster.sh stage s1; tests/k8s/cluster.sh stage s2 s1; \
-             eval \"$(tests/lab/lab.sh env)\"; eval \"$(tests/k8s/cluster.sh env)\"",
-        );
-        return None;
-    };
-    let [key, net, mirror, bin, api, _] = <[String; 6]>::try_from(values).unwrap();
+    let [key, net, mirror, bin, api, _systemd_inventory] = lab_env(
+        [
+            "GRAPHRUN_LAB_KEY",
+            "GRAPHRUN_LAB_NET",
+            "GRAPHRUN_MIRROR",
+            "GRAPHRUN_K8S_BIN",
+            "GRAPHRUN_K8S_API",
+            "GRAPHRUN_LAB_SYSTEMD_INVENTORY",
+        ],
+        "lab with systemd hosts, control plane and artifact mirror",
+        "tests/lab/lab.sh up 4; tests/lab/lab.sh systemd-up; tests/k8s/cluster.sh up; \
+         tests/k8s/cluster.sh stage s1; tests/k8s/cluster.sh stage s2 s1; \
+         eval \"$(tests/lab/lab.sh env)\"; eval \"$(tests/k8s/cluster.sh env)\"",
+    )?;
     let api_host = api
         .trim_start_matches("https://")
         .split(':')

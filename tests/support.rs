@@ -77,6 +77,39 @@ pub fn skip(missing: &str, how: &str) {
     eprintln!("skipped: no {missing} ({how})");
 }
 
+// ---- Helpers for tests on the lab's hosts ----
+
+/// The values of the environment variables `names` (exported by `tests/lab/lab.sh env` and
+/// `tests/k8s/cluster.sh env`), or `None` once [`skip`] has said which part of the lab
+/// (`missing`) is not up and how to bring it up.
+pub fn lab_env<const N: usize>(names: [&str; N], missing: &str, how: &str) -> Option<[String; N]> {
+    let values: Vec<String> = names
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .collect();
+    let values = <[String; N]>::try_from(values).ok();
+    if values.is_none() {
+        skip(missing, how);
+    }
+    values
+}
+
+/// The lab's inventory, written to `dir/inventory.toml` with a known_hosts file in `dir`: the
+/// SSH tests re-key hosts, and no test writes the lab's own known_hosts.
+pub fn private_inventory(dir: &Path) -> PathBuf {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("lab.sh env sets {name}"));
+    let shared = Path::new(&var("GRAPHRUN_LAB_DIR")).join("known_hosts");
+    let text = std::fs::read_to_string(var("GRAPHRUN_LAB_INVENTORY"))
+        .expect("the lab's inventory")
+        .replace(
+            &shared.display().to_string(),
+            &dir.join("known_hosts").display().to_string(),
+        );
+    let inventory = dir.join("inventory.toml");
+    std::fs::write(&inventory, text).expect("write the inventory");
+    inventory
+}
+
 /// What a run over simulated hosts gave: its summary, every event, and the ops as they ran.
 pub struct MemoryRun {
     pub summary: graphrun::engine::RunSummary,

@@ -17,7 +17,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{assert_exit, skip, statuses};
+use crate::support::{assert_exit, lab_env, private_inventory, statuses};
 
 /// The bootstrap password, from the environment as a user passes it: found nowhere.
 const PASSWORD: &str = "walkthrough-bootstrap-5d81e2";
@@ -30,31 +30,18 @@ struct Lab {
 }
 
 fn lab() -> Option<Lab> {
-    let vars = [
-        "GRAPHRUN_LAB_INVENTORY",
-        "GRAPHRUN_LAB_DIR",
-        "GRAPHRUN_MIRROR",
-        "GRAPHRUN_K8S_CHART_REPO",
-    ];
-    if vars.iter().any(|name| std::env::var(name).is_err()) {
-        skip(
-            "lab, control plane, mirror and chart repository",
-            "tests/lab/lab.sh up 4; tests/k8s/cluster.sh up; eval both `env`s",
-        );
-        return None;
-    }
+    lab_env(
+        [
+            "GRAPHRUN_LAB_INVENTORY",
+            "GRAPHRUN_LAB_DIR",
+            "GRAPHRUN_MIRROR",
+            "GRAPHRUN_K8S_CHART_REPO",
+        ],
+        "lab, control plane, mirror and chart repository",
+        "tests/lab/lab.sh up 4; tests/k8s/cluster.sh up; eval both `env`s",
+    )?;
     let dir = tempfile::tempdir().unwrap();
-    // A private known_hosts: the SSH tests re-key hosts.
-    let lab_dir = std::env::var("GRAPHRUN_LAB_DIR").unwrap();
-    let shared = Path::new(&lab_dir).join("known_hosts");
-    let text = std::fs::read_to_string(std::env::var("GRAPHRUN_LAB_INVENTORY").unwrap())
-        .unwrap()
-        .replace(
-            &shared.display().to_string(),
-            &dir.path().join("known_hosts").display().to_string(),
-        );
-    let inventory = dir.path().join("inventory.toml");
-    std::fs::write(&inventory, text).unwrap();
+    let inventory = private_inventory(dir.path());
     let playbook = dir.path().join("rke-rancher-lab.toml");
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/rke-rancher-lab.toml");
     std::fs::copy(shipped, &playbook).unwrap();

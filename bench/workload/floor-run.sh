@@ -4,6 +4,8 @@
 #   floor-run.sh session  N   one ssh session per host, all ten tasks in it
 #   floor-run.sh per-task N   one ssh connection per host (ControlMaster, opened
 #                             first), then one multiplexed session per task
+#   floor-run.sh safe     N   as session, with edits as graphrun makes them (SAFE=1 in
+#                             floor.sh: atomic replacement, one backup per edited file)
 #
 # Hosts run in parallel; tasks within a host run in order. Exit status is
 # non-zero if any host failed. GRBENCH_SKEW="HOST:SLOW:FAST" appends the skew
@@ -13,8 +15,8 @@ set -uo pipefail
 STATE=${GRAPHRUN_BENCH_DIR:-/var/tmp/graphrun-bench}
 CFG=$STATE/ssh_config
 SCRIPT=$(dirname "$(readlink -f "$0")")/floor.sh
-MODE=${1:?usage: floor-run.sh session|per-task N}
-N=${2:?usage: floor-run.sh session|per-task N}
+MODE=${1:?usage: floor-run.sh session|per-task|safe N}
+N=${2:?usage: floor-run.sh session|per-task|safe N}
 TASKS=(1 2 3 4 5 6 7 8 9 10)
 
 # tasks for one host: the ten, plus the skew tail when asked for
@@ -34,6 +36,11 @@ run_session() {
     ssh -F "$CFG" "$1" sh -s -- "$1" $(host_tasks "$1") < "$SCRIPT"
 }
 
+run_safe() {
+    # shellcheck disable=SC2046  # word splitting of the task list is wanted
+    { echo SAFE=1; cat "$SCRIPT"; } | ssh -F "$CFG" "$1" sh -s -- "$1" $(host_tasks "$1")
+}
+
 run_per_task() {
     local h=$1 t rc=0
     local mux=(-F "$CFG" -o ControlMaster=auto -o ControlPersist=60s -o "ControlPath=$CPDIR/%C")
@@ -47,6 +54,7 @@ run_per_task() {
 
 case $MODE in
     session)  fn=run_session ;;
+    safe)     fn=run_safe ;;
     per-task) fn=run_per_task
               CPDIR=$(mktemp -d "$STATE/run/cp.XXXXXX")
               trap 'rm -rf "$CPDIR"' EXIT ;;

@@ -14,10 +14,32 @@ R=/tmp/grbench/$HOST
 SWAP_RE='^([^#].*[[:space:]]swap[[:space:]].*)$'     # POSIX ERE, as in every tool
 [ $# -gt 0 ] || set -- 1 2 3 4 5 6 7 8 9 10
 
+# SAFE=1 (floor-run.sh safe): edits as graphrun makes them — a changed file is replaced by a
+# new one renamed over it (keeping its mode and owner; never half-written) and its previous
+# version stays as PATH.bak; an appended line keeps a copy as PATH.bak and never lands on a
+# last line without its newline. The processes this costs are what graphrun's first run pays
+# for its guarantees, apart from graphrun itself.
+SAFE=${SAFE:-0}
+
+# stage PATH — start PATH.new as a copy of PATH (its mode and owner), or empty
+stage() {
+    if [ -f "$1" ]; then cp -p "$1" "$1.new"; else : > "$1.new"; fi
+}
+
+# swap_in PATH — rename PATH.new over PATH, the previous version kept as PATH.bak
+swap_in() {
+    if [ -f "$1" ]; then ln -f "$1" "$1.bak"; fi
+    mv -f "$1.new" "$1"
+}
+
 # put PATH MODE CONTENT — write the file only if its content differs
 put() {
     if ! printf '%s' "$3" | cmp -s - "$1" 2>/dev/null; then
-        printf '%s' "$3" > "$1"
+        if [ "$SAFE" = 1 ]; then
+            stage "$1" && printf '%s' "$3" > "$1.new" && swap_in "$1"
+        else
+            printf '%s' "$3" > "$1"
+        fi
     fi
     if [ -n "$2" ]; then chmod "$2" "$1"; fi
 }
@@ -25,6 +47,10 @@ put() {
 # line PATH LINE — append LINE unless it is already a whole line of PATH
 line() {
     if ! grep -qxF "$2" "$1" 2>/dev/null; then
+        if [ "$SAFE" = 1 ] && [ -f "$1" ]; then
+            cp -p "$1" "$1.bak"
+            if [ -s "$1" ] && [ -n "$(tail -c1 "$1")" ]; then echo >> "$1"; fi
+        fi
         printf '%s\n' "$2" >> "$1"
     fi
 }
@@ -36,7 +62,13 @@ task() {
             printf '%s\n' 'UUID=abc / ext4 defaults 0 1' '/swap.img none swap sw 0 0' > "$R/etc/fstab"
         fi ;;
     3)  if grep -Eq "$SWAP_RE" "$R/etc/fstab"; then
-            sed -E -i "s/$SWAP_RE/# \\1/" "$R/etc/fstab"
+            if [ "$SAFE" = 1 ]; then
+                sed -E "s/$SWAP_RE/# \\1/" "$R/etc/fstab" > "$R/fstab.edited" &&
+                    stage "$R/etc/fstab" && cat "$R/fstab.edited" > "$R/etc/fstab.new" &&
+                    swap_in "$R/etc/fstab"
+            else
+                sed -E -i "s/$SWAP_RE/# \\1/" "$R/etc/fstab"
+            fi
         fi ;;
     4)  line "$R/etc/hosts" '10.0.0.1 master' ;;
     5)  line "$R/etc/hosts" '10.0.0.2 worker' ;;
