@@ -1,5 +1,7 @@
-//! The command line: `graphrun validate | graph | plan | apply | plugins | completions | man`.
+//! The command line: `graphrun validate | graph | plan | apply | report | plugins | cache |
+//! completions | man`.
 
+mod cache;
 mod show;
 
 use std::path::PathBuf;
@@ -153,6 +155,11 @@ enum Command {
         #[arg(long)]
         playbook: Option<PathBuf>,
     },
+    /// Look after the artifact cache on this machine.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Print a shell completion script (e.g. `graphrun completions bash > /etc/bash_completion.d/graphrun`).
     Completions {
         /// The shell.
@@ -160,6 +167,24 @@ enum Command {
     },
     /// Print the manual page (roff; e.g. `graphrun man | man -l -`).
     Man,
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheAction {
+    /// Remove the cached artifacts no run has used for a while, and downloads an interrupted
+    /// run left behind (every use of a file keeps it).
+    Prune {
+        /// How long a file may go unused (e.g. 30d, 12h).
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        unused_for: std::time::Duration,
+        /// The cache folder, when a playbook's `[artifacts] cache` names another one than
+        /// `~/.cache/graphrun/artifacts`.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,6 +295,14 @@ async fn dispatch(command: Command) -> i32 {
             }
             show::plugins(&registry, name.as_deref())
         }
+        Command::Cache {
+            action:
+                CacheAction::Prune {
+                    unused_for,
+                    cache: root,
+                    dry_run,
+                },
+        } => cache::prune(root.as_deref(), unused_for, dry_run),
         Command::Completions { shell } => show::completions::<Cli>(shell),
         Command::Man => show::man::<Cli>(),
     }

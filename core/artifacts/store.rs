@@ -144,7 +144,7 @@ impl Store {
     /// The file with this sha256: cached, in the folder, or downloaded (in `plan`, not).
     async fn find(&self, cache: &Cache, url: &str, sha256: String) -> Result<Ready, String> {
         let location = self.settings.locate(url)?;
-        if let Some(size) = cache.size(&sha256) {
+        if let Some(size) = cache.used(&sha256) {
             return Ok(Ready {
                 path: cache.file(&sha256),
                 size: Some(size),

@@ -277,3 +277,75 @@ fn a_secret_in_an_artifact_url_is_redacted_in_events() {
     assert!(!String::from_utf8_lossy(&run.stdout).contains(token));
     assert_eq!(std::fs::read(out.path().join("kubectl")).unwrap(), bytes);
 }
+
+/// Sets the modification time of every cached file to `days` ago.
+fn age_cache(playbook: &TempPlaybook, days: u64) {
+    let at = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+    for entry in std::fs::read_dir(playbook.dir.path().join("cache/sha256")).unwrap() {
+        std::fs::File::options()
+            .write(true)
+            .open(entry.unwrap().path())
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+    }
+}
+
+#[test]
+fn cache_prune_removes_artifacts_no_run_used_for_a_while() {
+    let mirror = Mirror::start();
+    let bytes = unique_bytes(3 << 20);
+    mirror.put(KUBECTL, &bytes);
+    mirror.put(&format!("{KUBECTL}.sha256"), sha256_hex(&bytes).as_bytes());
+    let out = tempfile::tempdir().unwrap();
+    let sums = format!("{KUBECTL}.sha256");
+    let playbook = playbook(
+        &format!("mirror = \"{}\"", mirror.url()),
+        &step("a", KUBECTL, &sums, &out.path().join("kubectl")),
+    );
+    assert_exit(&graphrun(&["apply"], &playbook), 0);
+    let cache = playbook.dir.path().join("cache");
+    let prune = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_graphrun"))
+            .args(["cache", "prune", "--cache"])
+            .arg(&cache)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    // Unused for 40 days, then a run uses it: it stays.
+    age_cache(&playbook, 40);
+    assert_exit(&graphrun(&["apply"], &playbook), 0);
+    let kept = prune(&["--unused-for", "30d"]);
+    assert_exit(&kept, 0);
+    assert_eq!(
+        String::from_utf8_lossy(&kept.stdout),
+        "removed 0 files (0.0 MB); 3.1 MB kept\n"
+    );
+    assert_eq!(cached_files(&playbook), 1);
+
+    // Unused for 40 days: listed by a dry run, then removed.
+    age_cache(&playbook, 40);
+    let listed = prune(&["--dry-run"]);
+    assert_exit(&listed, 0);
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        text.starts_with("would remove ") && text.contains("(3.1 MB, unused for 40 days)"),
+        "{text}"
+    );
+    assert_eq!(cached_files(&playbook), 1, "a dry run removes nothing");
+    let removed = prune(&[]);
+    assert_exit(&removed, 0);
+    assert!(String::from_utf8_lossy(&removed.stdout)
+        .ends_with("removed 1 file (3.1 MB); 0.0 MB kept\n"));
+    assert_eq!(cached_files(&playbook), 0);
+
+    // The next run downloads it again.
+    assert_exit(&graphrun(&["apply"], &playbook), 0);
+    assert_eq!(mirror.gets("/kubectl"), 2);
+
+    let bad = prune(&["--unused-for", "soon"]);
+    assert_exit(&bad, 2);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--unused-for"));
+}
