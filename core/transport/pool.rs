@@ -17,7 +17,41 @@ use super::shell::ShellSession;
 use super::{ssh, Session, Transport};
 use crate::playbook::{ConnectionKind, Host, HostKeyChecking};
 
+/// Connecting is tried at least this many times...
 const CONNECT_ATTEMPTS: u32 = 3;
+/// ...and again while the first attempt started less than this long ago: an sshd restarting
+/// (a package upgrade) refuses connections for a moment, and quick refusals are retried for a
+/// few seconds, while a dead host, whose every attempt waits the connect timeout, still costs
+/// three attempts.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// The waits between connection attempts: 250 ms, doubling up to 1 s.
+struct Backoff {
+    started: tokio::time::Instant,
+    attempt: u32,
+    delay: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            started: tokio::time::Instant::now(),
+            attempt: 1,
+            delay: Duration::from_millis(250),
+        }
+    }
+
+    /// After a failed attempt: waits and says to try again, or says to give up.
+    async fn again(&mut self) -> bool {
+        if self.attempt >= CONNECT_ATTEMPTS && self.started.elapsed() >= CONNECT_PATIENCE {
+            return false;
+        }
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(1));
+        self.attempt += 1;
+        true
+    }
+}
 
 /// The sessions of a run, opened on first use (or up front by [`Connections::warm_up`]).
 pub struct Connections {
@@ -246,8 +280,7 @@ impl Slot {
         // The shell gets the connect timeout plus time for sudo and the prelude.
         let ready_within = connection.connect_timeout + Duration::from_secs(10);
         let first_line = ssh::first_line(connection);
-        let mut delay = Duration::from_millis(250);
-        let mut attempt = 1;
+        let mut backoff = Backoff::new();
         loop {
             let process = match connection.kind {
                 ConnectionKind::Local => {
@@ -270,15 +303,12 @@ impl Slot {
             };
             match opened {
                 Ok(shell) => return Ok(shell),
-                Err(message) if attempt >= CONNECT_ATTEMPTS || ssh::is_permanent(&message) => {
-                    let reason = ssh::explain_failure(&self.host, &message);
-                    self.link.lock().await.failed = Some(reason.clone());
-                    return Err(reason);
-                }
-                Err(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
+                Err(message) => {
+                    if ssh::is_permanent(&message) || !backoff.again().await {
+                        let reason = ssh::explain_failure(&self.host, &message);
+                        self.link.lock().await.failed = Some(reason.clone());
+                        return Err(reason);
+                    }
                 }
             }
         }
@@ -326,8 +356,7 @@ impl Slot {
             .control
             .clone()
             .expect("SSH hosts of a real run have a control socket");
-        let mut delay = Duration::from_millis(250);
-        let mut attempt = 1;
+        let mut backoff = Backoff::new();
         loop {
             match Master::connect(&self.host, control.clone()).await {
                 Ok(master) => {
@@ -335,17 +364,42 @@ impl Slot {
                     link.master = Some(master.clone());
                     return Ok(master);
                 }
-                Err(message) if attempt >= CONNECT_ATTEMPTS || ssh::is_permanent(&message) => {
-                    let reason = ssh::explain_failure(&self.host, &message);
-                    link.failed = Some(reason.clone());
-                    return Err(reason);
-                }
-                Err(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                    attempt += 1;
+                Err(message) => {
+                    if ssh::is_permanent(&message) || !backoff.again().await {
+                        let reason = ssh::explain_failure(&self.host, &message);
+                        link.failed = Some(reason.clone());
+                        return Err(reason);
+                    }
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Backoff;
+
+    /// Attempts made when each one fails after `takes`.
+    async fn attempts(takes: Duration) -> u32 {
+        let mut backoff = Backoff::new();
+        let mut attempts = 1;
+        loop {
+            tokio::time::sleep(takes).await;
+            if !backoff.again().await {
+                return attempts;
+            }
+            attempts += 1;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn quick_refusals_are_retried_for_five_seconds_slow_failures_three_times() {
+        // At 0, 0.25, 0.75, then every second while the first was less than 5 s ago.
+        assert_eq!(attempts(Duration::ZERO).await, 8);
+        // A dead host: each attempt waits the connect timeout.
+        assert_eq!(attempts(Duration::from_secs(10)).await, 3);
     }
 }
