@@ -18,7 +18,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-use crate::support::{assert_exit, events, lab_env, private_inventory, statuses};
+use crate::support::{assert_exit, events, files_under, lab_env, private_inventory, statuses};
 
 /// Helm and its kubeconfig on h4, apart from what other tests install there.
 const HOST_DIR: &str = "/opt/graphrun-addons";
@@ -222,20 +222,7 @@ paths = [{ service = "minio-console", port = 9001 }, { path = "/api", path_type 
 /// Every file graphrun wrote for a playbook: state, journal, run logs.
 fn written_files(playbook: &Path) -> Vec<PathBuf> {
     let stem = playbook.file_stem().unwrap();
-    let root = playbook.parent().unwrap().join(".graphrun").join(stem);
-    let mut found = Vec::new();
-    let mut folders = vec![root];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
+    files_under(&playbook.parent().unwrap().join(".graphrun").join(stem))
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{assert_exit, lab_env, ssh_as_root, statuses};
+use crate::support::{assert_exit, files_under, lab_env, ssh_as_root, statuses};
 
 /// The releases the stand-ins are published as (tests/k8s/build.sh).
 const RKE_VERSION: &str = "v1.8.5";
@@ -303,7 +303,7 @@ kubeconfig = "{{{{ steps.rke2_first.outputs.kubeconfig }}}}"
         assert!(!String::from_utf8_lossy(&output.stdout).contains(TOKEN));
         assert!(!String::from_utf8_lossy(&output.stderr).contains(TOKEN));
     }
-    for entry in walk(&lab.state_dir()) {
+    for entry in files_under(&lab.state_dir()) {
         let bytes = std::fs::read(&entry).unwrap();
         assert!(
             !String::from_utf8_lossy(&bytes).contains(TOKEN),
@@ -329,18 +329,4 @@ impl Drop for StopRke2<'_> {
             );
         }
     }
-}
-
-/// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }

@@ -7,19 +7,14 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::ssh::{lab, run_id};
+use crate::support::files_under;
 
-/// Every file under `dir`, recursively, with its bytes.
-fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(files_under(&path));
-        } else {
-            found.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-        }
-    }
-    found
+/// Every file under `dir`, at any depth, with its bytes.
+fn contents_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    files_under(dir)
+        .into_iter()
+        .map(|path| (path.display().to_string(), std::fs::read(&path).unwrap()))
+        .collect()
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -115,7 +110,7 @@ run = "echo {{{{ vars.key | quote }}}}; echo {{{{ vars.token | quote }}}} >&2; e
         outputs.push((format!("stdout of {args}"), output.stdout));
         outputs.push((format!("stderr of {args}"), output.stderr));
     }
-    let written = files_under(&lab.dir().join(".graphrun"));
+    let written = contents_under(&lab.dir().join(".graphrun"));
     assert!(written.iter().any(|(name, _)| name.ends_with("ops.log")));
     assert!(written.iter().any(|(name, _)| name.ends_with("state.json")));
     outputs.extend(written);

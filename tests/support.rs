@@ -77,6 +77,22 @@ pub fn skip(missing: &str, how: &str) {
     eprintln!("skipped: no {missing} ({how})");
 }
 
+/// Every file under `dir`, at any depth (a folder that cannot be read fails the test).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|err| panic!("cannot read {}: {err}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("a folder entry").path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 // ---- Helpers for tests on the lab's hosts ----
 
 /// The values of the environment variables `names` (exported by `tests/lab/lab.sh env` and

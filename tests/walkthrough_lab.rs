@@ -17,7 +17,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{assert_exit, lab_env, private_inventory, statuses};
+use crate::support::{assert_exit, files_under, lab_env, private_inventory, statuses};
 
 /// The bootstrap password, from the environment as a user passes it: found nowhere.
 const PASSWORD: &str = "walkthrough-bootstrap-5d81e2";
@@ -108,17 +108,7 @@ impl Lab {
             .unwrap();
         assert_exit(&made, 0);
         let mut found = vec![report.with_extension("events.jsonl"), report];
-        let mut folders = vec![root];
-        while let Some(folder) = folders.pop() {
-            for entry in std::fs::read_dir(&folder).unwrap().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    folders.push(path);
-                } else {
-                    found.push(path);
-                }
-            }
-        }
+        found.extend(files_under(&root));
         found
     }
 }

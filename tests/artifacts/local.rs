@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use super::*;
-use crate::support::{assert_exit, TempPlaybook};
+use crate::support::{assert_exit, files_under, TempPlaybook};
 
 /// A playbook on this machine whose `[artifacts]` table is `artifacts` (its cache inside
 /// the playbook's folder) and whose `steps` follow.
@@ -227,23 +227,10 @@ fn mirror_credentials_never_reach_the_output() {
         );
         assert!(all.contains("HTTP 404"), "{all}");
     }
-    for file in walk(&playbook.dir.path().join(".graphrun")) {
+    for file in files_under(&playbook.dir.path().join(".graphrun")) {
         let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
         assert!(!text.contains(token), "{}: {text}", file.display());
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 #[test]
