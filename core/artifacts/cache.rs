@@ -86,7 +86,10 @@ impl Cache {
                     .ok()
                     .and_then(|at| SystemTime::now().duration_since(at).ok())
                     .unwrap_or_default();
-                if !meta.is_file() || idle < unused_for {
+                if !meta.is_file() {
+                    continue;
+                }
+                if idle < unused_for {
                     prune.kept += meta.len();
                     continue;
                 }

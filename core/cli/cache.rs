@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::paint_level;
 use super::show::out;
 use crate::artifacts::cache::Cache;
-use crate::output::plural;
+use crate::output::{mebibytes, plural};
 use crate::playbook::Severity;
 
 /// Removes (with `dry_run`, lists) the files of the cache at `root` (the user's cache folder
@@ -25,7 +25,7 @@ pub(super) fn prune(root: Option<&Path>, unused_for: Duration, dry_run: bool) ->
         text.push_str(&format!(
             "{verb} {} ({}, unused for {})\n",
             file.path.display(),
-            megabytes(file.size),
+            mebibytes(file.size),
             age(file.idle)
         ));
     }
@@ -33,14 +33,10 @@ pub(super) fn prune(root: Option<&Path>, unused_for: Duration, dry_run: bool) ->
     text.push_str(&format!(
         "{verb} {} ({}); {} kept\n",
         plural(prune.removed.len(), "file"),
-        megabytes(freed),
-        megabytes(prune.kept)
+        mebibytes(freed),
+        mebibytes(prune.kept)
     ));
     out(&text)
-}
-
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// Whole days, or hours under a day.

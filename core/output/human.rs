@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::plural;
 use super::style::{self, Paint};
+use super::{mebibytes, plural};
 use crate::engine::events::Origin;
 use crate::engine::{Event, Mode, NodeStatus, OpStatus, Recap, Reporter, Transfer};
 
@@ -204,10 +204,7 @@ impl Reporter for Human {
                     Origin::Cache => "in the cache".to_string(),
                     Origin::Folder => "from the artifacts folder".to_string(),
                     Origin::Downloaded => {
-                        format!(
-                            "downloaded ({:.1} MiB)",
-                            size_bytes.unwrap_or(0) as f64 / 1048576.0
-                        )
+                        format!("downloaded ({})", mebibytes(size_bytes.unwrap_or(0)))
                     }
                     Origin::ToDownload => "to download".to_string(),
                 };

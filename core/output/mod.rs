@@ -16,6 +16,11 @@ pub fn plural(count: usize, word: &str) -> String {
     format!("{count} {word}{}", if count == 1 { "" } else { "s" })
 }
 
+/// A size in MiB with one decimal, as graphrun prints sizes.
+pub fn mebibytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1048576.0)
+}
+
 /// One JSON object per line on stdout (`--output json`); see the README for the fields.
 pub struct JsonLines;
 

@@ -308,7 +308,7 @@ fn cache_prune_removes_artifacts_no_run_used_for_a_while() {
     assert_exit(&kept, 0);
     assert_eq!(
         String::from_utf8_lossy(&kept.stdout),
-        "removed 0 files (0.0 MB); 3.1 MB kept\n"
+        "removed 0 files (0.0 MiB); 3.0 MiB kept\n"
     );
     assert_eq!(cached_files(&playbook), 1);
 
@@ -318,14 +318,14 @@ fn cache_prune_removes_artifacts_no_run_used_for_a_while() {
     assert_exit(&listed, 0);
     let text = String::from_utf8_lossy(&listed.stdout);
     assert!(
-        text.starts_with("would remove ") && text.contains("(3.1 MB, unused for 40 days)"),
+        text.starts_with("would remove ") && text.contains("(3.0 MiB, unused for 40 days)"),
         "{text}"
     );
     assert_eq!(cached_files(&playbook), 1, "a dry run removes nothing");
     let removed = prune(&[]);
     assert_exit(&removed, 0);
     assert!(String::from_utf8_lossy(&removed.stdout)
-        .ends_with("removed 1 file (3.1 MB); 0.0 MB kept\n"));
+        .ends_with("removed 1 file (3.0 MiB); 0.0 MiB kept\n"));
     assert_eq!(cached_files(&playbook), 0);
 
     // The next run downloads it again.
