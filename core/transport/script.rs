@@ -66,7 +66,7 @@ gr_stage() {
 gr_backup() {
   [ -f "$1" ] || return 0
   [ ! -L "$1" ] && ln -f "$1" "$1.graphrun.bak" 2>/dev/null && return
-  cp -p "$1" "$1.graphrun.bak"
+  gr_backup_copy "$1"
 }
 gr_backup_copy() {
   [ -f "$1" ] || return 0
