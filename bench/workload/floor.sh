@@ -15,20 +15,30 @@ SWAP_RE='^([^#].*[[:space:]]swap[[:space:]].*)$'     # POSIX ERE, as in every to
 [ $# -gt 0 ] || set -- 1 2 3 4 5 6 7 8 9 10
 
 # SAFE=1 (floor-run.sh safe): edits as graphrun makes them — a changed file is replaced by a
-# new one renamed over it (keeping its mode and owner; never half-written) and its previous
-# version stays as PATH.bak; an appended line keeps a copy as PATH.bak and never lands on a
-# last line without its newline. The processes this costs are what graphrun's first run pays
-# for its guarantees, apart from graphrun itself.
+# new one renamed over it (keeping its mode and owner; never half-written), an appended line
+# never lands on a last line without its newline, and PATH.bak keeps the file as it was
+# before the run (a hard link to a replaced file, a copy of one appended to; none for a file
+# the run created). The processes this costs are what graphrun's first run pays for its
+# guarantees, apart from graphrun itself.
 SAFE=${SAFE:-0}
+SCRATCH=/dev/shm/grbench-$HOST.edited   # an edit compared before it is made (outside R,
+                                        # which the re-run's "rewrote" check walks)
 
 # stage PATH — start PATH.new as a copy of PATH (its mode and owner), or empty
 stage() {
     if [ -f "$1" ]; then cp -p "$1" "$1.new"; else : > "$1.new"; fi
 }
 
-# swap_in PATH — rename PATH.new over PATH, the previous version kept as PATH.bak
+# first_edit PATH — whether this run has not changed PATH before (and now it has)
+EDITED=
+first_edit() {
+    case " $EDITED " in *" $1 "*) return 1 ;; esac
+    EDITED="$EDITED $1"
+}
+
+# swap_in PATH — rename PATH.new over PATH, the version from before the run kept as PATH.bak
 swap_in() {
-    if [ -f "$1" ]; then ln -f "$1" "$1.bak"; fi
+    if first_edit "$1" && [ -f "$1" ]; then ln -f "$1" "$1.bak"; fi
     mv -f "$1.new" "$1"
 }
 
@@ -44,13 +54,30 @@ put() {
     if [ -n "$2" ]; then chmod "$2" "$1"; fi
 }
 
+# has_line PATH LINE — 0: LINE is a whole line of PATH; 1: it is not; 3: it is not and the
+# last line lacks its newline (one process answers both, as in graphrun)
+has_line() {
+    L=$2 awk 'BEGIN { RS = "\001" }
+{ s = s (NR > 1 ? RS : "") $0 }
+END {
+  if (s == "") exit 1
+  nl = substr(s, length(s)) != "\n"
+  if (index("\n" s (nl ? "\n" : ""), "\n" ENVIRON["L"] "\n")) exit 0
+  exit nl ? 3 : 1
+}' "$1"
+}
+
 # line PATH LINE — append LINE unless it is already a whole line of PATH
 line() {
-    if ! grep -qxF "$2" "$1" 2>/dev/null; then
-        if [ "$SAFE" = 1 ] && [ -f "$1" ]; then
-            cp -p "$1" "$1.bak"
-            if [ -s "$1" ] && [ -n "$(tail -c1 "$1")" ]; then echo >> "$1"; fi
+    if [ "$SAFE" = 1 ]; then
+        nl=
+        if [ -f "$1" ]; then
+            has_line "$1" "$2" && return 0
+            [ $? = 3 ] && nl=1
         fi
+        if first_edit "$1" && [ -f "$1" ]; then cp -p "$1" "$1.bak"; fi
+        { [ -z "$nl" ] || echo; printf '%s\n' "$2"; } >> "$1"
+    elif ! grep -qxF "$2" "$1" 2>/dev/null; then
         printf '%s\n' "$2" >> "$1"
     fi
 }
@@ -61,14 +88,19 @@ task() {
     2)  if [ ! -e "$R/etc/fstab" ]; then
             printf '%s\n' 'UUID=abc / ext4 defaults 0 1' '/swap.img none swap sw 0 0' > "$R/etc/fstab"
         fi ;;
-    3)  if grep -Eq "$SWAP_RE" "$R/etc/fstab"; then
-            if [ "$SAFE" = 1 ]; then
-                sed -E "s/$SWAP_RE/# \\1/" "$R/etc/fstab" > "$R/fstab.edited" &&
-                    stage "$R/etc/fstab" && cat "$R/fstab.edited" > "$R/etc/fstab.new" &&
-                    swap_in "$R/etc/fstab"
-            else
+    3)  if [ "$SAFE" = 1 ]; then
+            # the edit compared first (a match may change nothing; sed quits with 3 when
+            # nothing matched), then made by sed -i: a new file renamed over the old one,
+            # its mode and owner kept
+            if sed -E -e "s/$SWAP_RE/# \\1/" -e 't hit' -e 'b last' -e :hit -e x -e 's/^/1/' \
+                    -e x -e :last -e '$ {' -e x -e '/^$/ Q 3' -e x -e '}' \
+                    "$R/etc/fstab" > "$SCRATCH" &&
+                    ! cmp -s "$SCRATCH" "$R/etc/fstab"; then
+                if first_edit "$R/etc/fstab"; then ln -f "$R/etc/fstab" "$R/etc/fstab.bak"; fi
                 sed -E -i "s/$SWAP_RE/# \\1/" "$R/etc/fstab"
             fi
+        elif grep -Eq "$SWAP_RE" "$R/etc/fstab"; then
+            sed -E -i "s/$SWAP_RE/# \\1/" "$R/etc/fstab"
         fi ;;
     4)  line "$R/etc/hosts" '10.0.0.1 master' ;;
     5)  line "$R/etc/hosts" '10.0.0.2 worker' ;;

@@ -41,9 +41,9 @@ impl Request {
         for snippet in snippets {
             text.push_str(&format!(
                 "if [ $gr_ok = 1 ]; then gr_s=; gr_changed=; gr_op() {{\n{snippet}\n}}\n\
-                 gr_op </dev/null 2>\"$T/e\"; gr_rc=$?; [ \"$gr_s\" = w ] && gr_rc=0; [ $gr_rc = 0 ] || gr_ok=0\n\
-                 else gr_rc=-; gr_s=; : >\"$T/e\"; fi\n\
-                 printf '\\n%s R %s %s\\n' \"$M\" \"$gr_rc\" \"$gr_s\"; [ -s \"$T/e\" ] && cat \"$T/e\"; printf '\\n%s E\\n' \"$M\"\n",
+                 gr_op </dev/null 2>\"${{T}}e\"; gr_rc=$?; [ \"$gr_s\" = w ] && gr_rc=0; [ $gr_rc = 0 ] || gr_ok=0\n\
+                 else gr_rc=-; gr_s=; : >\"${{T}}e\"; fi\n\
+                 printf '\\n%s R %s %s\\n' \"$M\" \"$gr_rc\" \"$gr_s\"; [ -s \"${{T}}e\" ] && cat \"${{T}}e\"; printf '\\n%s E\\n' \"$M\"\n",
             ));
         }
         let (reply, answer) = oneshot::channel();

@@ -18,7 +18,8 @@ use crate::playbook::Host;
 
 /// A running master connection.
 pub struct Master {
-    child: Mutex<Child>,
+    /// The ssh process; taken when the connection is closed.
+    child: Mutex<Option<Child>>,
     session: Arc<openssh::Session>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
 }
@@ -48,7 +49,7 @@ impl Master {
         let failure = loop {
             if control.exists() {
                 return Ok(Master {
-                    child: Mutex::new(child),
+                    child: Mutex::new(Some(child)),
                     session: Arc::new(openssh::Session::resume_mux(control.into(), None)),
                     stderr_tail,
                 });
@@ -71,7 +72,11 @@ impl Master {
 
     /// Whether the connection is still up (ssh exits when it drops).
     pub fn is_alive(&self) -> bool {
-        matches!(self.child.lock().expect("master lock").try_wait(), Ok(None))
+        self.child
+            .lock()
+            .expect("master lock")
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
 
     /// Starts `command` (shell text) in a new session, reading `feed`.
@@ -107,24 +112,29 @@ impl Master {
     /// end with it. An ssh that has not exited 200 ms later is killed (seen taking seconds on
     /// a busy machine, while the kernel closes the connection just as well).
     pub async fn close(&self) {
-        if let Some(pid) = self.child.lock().expect("master lock").id() {
+        let Some(mut child) = self.child.lock().expect("master lock").take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
             // SAFETY: signals ssh itself, a child of graphrun that has not been reaped yet.
             unsafe {
                 libc::kill(pid as libc::pid_t, libc::SIGTERM);
             }
         }
-        for _ in 0..20 {
-            if !self.is_alive() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        // Waited for as it exits (no polling interval added to every run's end).
+        if tokio::time::timeout(Duration::from_millis(200), child.wait())
+            .await
+            .is_err()
+        {
+            kill_group(&mut child);
         }
-        self.kill();
     }
 
     /// Stops the connection at once (Ctrl-C).
     pub fn kill(&self) {
-        kill_group(&mut self.child.lock().expect("master lock"));
+        if let Some(child) = self.child.lock().expect("master lock").as_mut() {
+            kill_group(child);
+        }
     }
 }
 

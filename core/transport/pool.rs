@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::master::Master;
 use super::process::{Feed, Process};
-use super::shell::ShellSession;
+use super::shell::{random_hex, ShellSession};
 use super::{ssh, Session, Transport};
 use crate::playbook::{ConnectionKind, Host, HostKeyChecking};
 
@@ -74,6 +74,8 @@ pub struct Slot {
     opening: tokio::sync::Mutex<()>,
     /// The most shells the host gets (`--per-host`).
     most: usize,
+    /// Names this run to the host's shells (see `ShellSession::open`).
+    run: Arc<str>,
 }
 
 #[derive(Default)]
@@ -146,6 +148,7 @@ impl Connections {
             ),
             Transport::Memory(_) => None,
         };
+        let run: Arc<str> = random_hex().into();
         let slots = hosts
             .iter()
             .enumerate()
@@ -159,6 +162,7 @@ impl Connections {
                     shells: Default::default(),
                     opening: Default::default(),
                     most: per_host.max(1),
+                    run: run.clone(),
                 };
                 (h.name.clone(), Arc::new(slot))
             })
@@ -221,7 +225,7 @@ impl Connections {
     }
 
     /// Ends every shell and connection, all hosts at once: shells get end-of-input and exit
-    /// after cleaning up their temporary folder; with `kill` (after Ctrl-C) everything is
+    /// after removing their temporary files; with `kill` (after Ctrl-C) everything is
     /// stopped where it is.
     pub async fn close(&self, kill: bool) {
         let mut closing = tokio::task::JoinSet::new();
@@ -297,7 +301,8 @@ impl Slot {
             };
             let opened = match process {
                 Ok(process) => {
-                    ShellSession::open(process, ready_within, first_line.as_deref()).await
+                    ShellSession::open(process, ready_within, first_line.as_deref(), &self.run)
+                        .await
                 }
                 Err(message) => Err(message),
             };

@@ -8,10 +8,14 @@
 //! - `gr_change || return`: in check mode (`graphrun plan`) records "would change" and leaves;
 //! - a non-zero return is a failure, its stderr the reason;
 //! - `gr_backup PATH` before an existing file is replaced (a new file renamed over it):
-//!   `PATH.graphrun.bak` keeps its previous version (one backup per file; `.bak` and the dot
-//!   keep it out of `*.conf` includes, run-parts and logrotate's folders). The old file itself
-//!   becomes the backup (a hard link: nothing is copied); `gr_backup_copy PATH` copies
-//!   it, for a file changed in place. A removed file is renamed to its backup.
+//!   `PATH.graphrun.bak` keeps its version from before the run (one backup per file; `.bak`
+//!   and the dot keep it out of `*.conf` includes, run-parts and logrotate's folders). The old
+//!   file itself becomes the backup (a hard link: nothing is copied); `gr_backup_copy PATH`
+//!   copies it, for a file changed in place. A removed file is renamed to its backup.
+//!   Only the run's first change of a file keeps a backup (`gr_first_edit`, by the mark
+//!   `$R$gr_h` that `compile` names after the path): after three steps of one run have each
+//!   added a line, the backup is the file before all three, and a file the run created has
+//!   none (before the run there was no file).
 //! - `gr_diff OLD NEW` (only in snippets compiled with `diff`): just before a file changes,
 //!   prints both contents to the op's stdout for [`parse_diff`], in the same round trip.
 //!
@@ -37,21 +41,33 @@ gr_attrs() {
   return 0
 }
 gr_put() {
-  if [ -f "$1" ] && cmp -s "$T/c" "$1"; then
+  if [ -f "$1" ] && cmp -s "${T}c" "$1"; then
     gr_attrs "$1" "$2" "$3" "$4" || return
     [ "$gr_changed" = 1 ] || gr_s=u
     return 0
   fi
-  [ -z "$gr_d" ] || gr_diff "$1" "$T/c"
+  [ -z "$gr_d" ] || gr_diff "$1" "${T}c"
   gr_change || return
   [ -d "${1%/*}" ] || mkdir -p "${1%/*}" || return
   gr_new="$1.graphrun-new"
   gr_stage "$@" && gr_backup "$1" && mv -f "$gr_new" "$1" && return
   # A full disk (or any failed step) leaves the file as it was and no half-written copy.
-  gr_rc=$?
+  gr_rc=$?; gr_why_unwritten "$1"; rm -f "$gr_new"; return $gr_rc
+}
+gr_why_unwritten() {
   [ "$(df -P "${1%/*}" 2>/dev/null | awk 'NR == 2 { print $4 }')" = 0 ] &&
     echo "cannot write $1: no space left on the device" >&2
-  rm -f "$gr_new"; return $gr_rc
+  return 0
+}
+gr_has_line() {
+  L=$2 awk 'BEGIN { RS = "\001" }
+{ s = s (NR > 1 ? RS : "") $0 }
+END {
+  if (s == "") exit 1
+  nl = substr(s, length(s)) != "\n"
+  if (index("\n" s (nl ? "\n" : ""), "\n" ENVIRON["L"] "\n")) exit 0
+  exit nl ? 3 : 1
+}' "$1"
 }
 gr_stage() {
   if [ -e "$1" ]; then
@@ -63,13 +79,18 @@ gr_stage() {
     gr_write "$gr_new" && gr_attrs "$gr_new" "$2" "$3" "$4"
   fi
 }
+gr_first_edit() {
+  [ -e "$R$gr_h" ] && return 1
+  : >"$R$gr_h" && gr_marks="$gr_marks $R$gr_h"
+  return 0
+}
 gr_backup() {
-  [ -f "$1" ] || return 0
+  gr_first_edit && [ -f "$1" ] || return 0
   [ ! -L "$1" ] && ln -f "$1" "$1.graphrun.bak" 2>/dev/null && return
-  gr_backup_copy "$1"
+  cp -p "$1" "$1.graphrun.bak"
 }
 gr_backup_copy() {
-  [ -f "$1" ] || return 0
+  gr_first_edit && [ -f "$1" ] || return 0
   cp -p "$1" "$1.graphrun.bak"
 }
 gr_diff() {
@@ -86,7 +107,7 @@ gr_place() {
   mv -f "$1" "$2"
 }
 gr_write() {
-  if [ -n "${gr_text+set}" ]; then printf '%s' "$gr_text" >"$1"; else cat "$T/c" >"$1"; fi
+  if [ -n "${gr_text+set}" ]; then printf '%s' "$gr_text" >"$1"; else cat "${T}c" >"$1"; fi
 }
 "#;
 
@@ -146,9 +167,31 @@ pub enum Arrival {
 /// an [`Op::Upload`] or [`Op::Artifact`] is; with `diff`, ops that change a
 /// file's content report it before and after (see [`parse_diff`]).
 pub fn compile(op: &Op, upload: Option<&Arrival>, diff: bool) -> Result<String, String> {
-    // `gr_d` outlives the op in the session shell: every snippet sets it.
-    let flag = if diff { "gr_d=1\n" } else { "gr_d=\n" };
-    compile_op(op, upload).map(|body| format!("{flag}{body}"))
+    // `gr_d` and `gr_h` outlive the op in the session shell: every snippet sets them.
+    let flag = if diff { "gr_d=1" } else { "gr_d=" };
+    let mark = edited_path(op).map(mark_of).unwrap_or_default();
+    compile_op(op, upload).map(|body| format!("{flag}; gr_h={mark}\n{body}"))
+}
+
+/// The file whose content or existence `op` may change (the one it may back up).
+fn edited_path(op: &Op) -> Option<&str> {
+    match op {
+        Op::File { path, .. }
+        | Op::Upload { path, .. }
+        | Op::Artifact { path, .. }
+        | Op::Absent { path }
+        | Op::Line { path, .. }
+        | Op::Replace { path, .. }
+        | Op::Block { path, .. } => Some(path),
+        _ => None,
+    }
+}
+
+/// The name of the mark that `path` was changed in this run (`gr_first_edit`): the path's
+/// sha256, so any path makes a short file name of hex digits.
+fn mark_of(path: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(path.as_bytes()))
 }
 
 fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
@@ -233,7 +276,7 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
             "[ -e {p} ] || [ -L {p} ] || {{ gr_s=u; return 0; }}\n\
              [ -z \"$gr_d\" ] || [ ! -f {p} ] || gr_diff {p} /dev/null\n\
              gr_change || return\n\
-             if [ -f {p} ] && [ ! -L {p} ]; then mv -f {p} {p}.graphrun.bak; else gr_backup_copy {p} && rm -rf {p}; fi",
+             if [ -f {p} ] && [ ! -L {p} ] && gr_first_edit; then mv -f {p} {p}.graphrun.bak; else gr_backup_copy {p} && rm -rf {p}; fi",
             p = quote(path)
         ),
         Op::Line {
@@ -242,15 +285,17 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
             absent: false,
         } => {
             no_newline("line", line)?;
+            // `gr_has_line` answers 3 when the line is missing and the last line lacks its
+            // newline (which then goes first); one process for both questions.
             format!(
-                "p={p}; l={l}\n\
-                 [ -f \"$p\" ] && grep -qxF -e \"$l\" \"$p\" && {{ gr_s=u; return 0; }}\n\
-                 [ -z \"$gr_d\" ] || {{ {{ [ -f \"$p\" ] && cat \"$p\" && [ -s \"$p\" ] && [ -n \"$(tail -c1 \"$p\")\" ] && echo; printf '%s\\n' \"$l\"; }} >\"$T/c\"; gr_diff \"$p\" \"$T/c\"; }}\n\
+                "p={p}; l={l}; gr_nl=\n\
+                 if [ -f \"$p\" ]; then gr_has_line \"$p\" \"$l\"\n\
+                 case $? in 0) gr_s=u; return 0 ;; 1) ;; 3) gr_nl=1 ;; *) return 1 ;; esac; fi\n\
+                 [ -z \"$gr_d\" ] || {{ {{ [ ! -f \"$p\" ] || cat \"$p\"; [ -z \"$gr_nl\" ] || echo; printf '%s\\n' \"$l\"; }} >\"${{T}}c\"; gr_diff \"$p\" \"${{T}}c\"; }}\n\
                  gr_change || return\n\
                  [ -d \"${{p%/*}}\" ] || mkdir -p \"${{p%/*}}\" || return\n\
                  gr_backup_copy \"$p\" || return\n\
-                 if [ -s \"$p\" ] && [ -n \"$(tail -c1 \"$p\")\" ]; then echo >>\"$p\"; fi\n\
-                 printf '%s\\n' \"$l\" >>\"$p\"",
+                 {{ [ -z \"$gr_nl\" ] || echo; printf '%s\\n' \"$l\"; }} >>\"$p\"",
                 p = quote(path),
                 l = quote(line),
             )
@@ -264,7 +309,7 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
             format!(
                 "p={p}; l={l}\n\
                  [ -f \"$p\" ] && grep -qxF -e \"$l\" \"$p\" || {{ gr_s=u; return 0; }}\n\
-                 grep -vxF -e \"$l\" \"$p\" >\"$T/c\"\n\
+                 grep -vxF -e \"$l\" \"$p\" >\"${{T}}c\"\n\
                  unset gr_text; gr_put \"$p\" '' '' '' ''",
                 p = quote(path),
                 l = quote(line),
@@ -278,14 +323,21 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
                 }
             }
             let sed = quote(&format!("s\u{1}{regex}\u{1}{with}\u{1}g"));
+            // One sed both edits and tells whether the regex matched at all: a line it
+            // changed leaves a mark in the hold space; none at the last line quits with 3.
             format!(
                 "p={p}\n\
                  [ -f \"$p\" ] || {{ echo \"$p does not exist\" >&2; return 1; }}\n\
-                 grep -Eq -e {r} \"$p\" || {{ gr_s=u; return 0; }}\n\
-                 sed -E {sed} \"$p\" >\"$T/c\" || return\n\
-                 unset gr_text; gr_put \"$p\" '' '' '' ''",
+                 sed -E -e {sed} -e 't hit' -e 'b last' -e :hit -e x -e 's/^/1/' -e x \
+                   -e :last -e '$ {{' -e x -e '/^$/ Q 3' -e x -e '}}' \"$p\" >\"${{T}}c\"\n\
+                 case $? in 0) ;; 3) gr_s=u; return 0 ;; *) return 1 ;; esac\n\
+                 cmp -s \"${{T}}c\" \"$p\" && {{ gr_s=u; return 0; }}\n\
+                 [ -z \"$gr_d\" ] || gr_diff \"$p\" \"${{T}}c\"\n\
+                 gr_change || return\n\
+                 gr_backup \"$p\" || return\n\
+                 sed -E -i {sed} \"$p\" && return\n\
+                 gr_rc=$?; gr_why_unwritten \"$p\"; return $gr_rc",
                 p = quote(path),
-                r = quote(regex),
             )
         }
         Op::Block { path, id, content } => {
@@ -301,8 +353,8 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
                  $0 == ENVIRON[\"B\"] {{ skip = 1; if (!done) {{ while ((getline l < F) > 0) print l; done = 1 }}; next }}\n\
                  skip && $0 == ENVIRON[\"E\"] {{ skip = 0; next }}\n\
                  !skip {{ print }}\n\
-                 END {{ if (!done) while ((getline l < F) > 0) print l }}' F=\"$T/b\" \\\n\
-                 \"$([ -f \"$p\" ] && echo \"$p\" || echo /dev/null)\" >\"$T/c\" || return\n\
+                 END {{ if (!done) while ((getline l < F) > 0) print l }}' F=\"${{T}}b\" \\\n\
+                 \"$([ -f \"$p\" ] && echo \"$p\" || echo /dev/null)\" >\"${{T}}c\" || return\n\
                  unset gr_text; gr_put \"$p\" '' '' '' ''",
                 content_to_temp(block.as_bytes(), "b"),
                 p = quote(path),
@@ -325,20 +377,20 @@ fn eval(run: &Run) -> String {
     format!("eval {}", quote(&run.to_shell()))
 }
 
-/// Puts content where `gr_put` finds it: text in `$gr_text` plus `$T/NAME` (builtins only),
-/// anything else (NUL bytes) decoded from base64 into `$T/NAME`.
+/// Puts content where `gr_put` finds it: text in `$gr_text` plus `${T}NAME` (builtins only),
+/// anything else (NUL bytes) decoded from base64 into `${T}NAME`.
 fn content_to_temp(bytes: &[u8], name: &str) -> String {
     match std::str::from_utf8(bytes) {
         Ok(text) if !text.contains('\0') => {
             format!(
-                "gr_text={}; printf '%s' \"$gr_text\" >\"$T/{name}\"",
+                "gr_text={}; printf '%s' \"$gr_text\" >\"${{T}}{name}\"",
                 quote(text)
             )
         }
         _ => {
             let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
             format!(
-                "unset gr_text; base64 -d >\"$T/{name}\" <<'GRAPHRUN_B64'\n{encoded}\nGRAPHRUN_B64"
+                "unset gr_text; base64 -d >\"${{T}}{name}\" <<'GRAPHRUN_B64'\n{encoded}\nGRAPHRUN_B64"
             )
         }
     }

@@ -24,10 +24,25 @@ use super::batch::{Answer, Queue, Request, SKIPPED};
 use super::process::{Handle, Input, Output, Process};
 use super::script::PRELUDE;
 
-/// Makes the shell's private temporary folder (mode 0700), in memory where the host has a
-/// tmpfs at /dev/shm: every op writes its stderr there and every batch its claim, which on a
-/// disk filesystem costs a journalled inode each (it showed in the host's CPU time).
-const TEMP_DIR: &str = "mktemp -d -p /dev/shm 2>/dev/null || mktemp -d";
+/// Chooses where the shell keeps its temporary files (each op's stderr, content to compare,
+/// each batch's claim) and sets `T` to their common prefix: `${T}NAME` is FOLDER/MARKER.NAME.
+/// FOLDER is in memory, private to the user (/dev/shm/graphrun-UID, mode 0700, made by the
+/// first session and afterwards only checked, with builtins): a file on a disk filesystem
+/// costs a journalled inode (it showed in the hosts' CPU time), a folder per session a process.
+/// A folder of that name that is not the user's own is never used; then `mktemp -d`.
+/// `R` is the prefix of the run's marks of edited files, shared by its shells on the host
+/// (with `mktemp`, a shell's own); the shell that made a mark removes it on exit.
+const TEMP_FILES: &str = r#"gr_uid=
+while read -r gr_k gr_v gr_rest; do [ "$gr_k" = Uid: ] && { gr_uid=$gr_v; break; }; done 2>/dev/null </proc/self/status
+gr_dir=/dev/shm/graphrun-$gr_uid
+[ -z "$gr_uid" ] || [ -d "$gr_dir" ] || mkdir -m 700 "$gr_dir" 2>/dev/null
+gr_marks=
+if [ -n "$gr_uid" ] && [ -d "$gr_dir" ] && [ ! -L "$gr_dir" ] && [ -O "$gr_dir" ]; then
+  T=$gr_dir/$M.; R=$gr_dir/$GR_RUN.; trap 'rm -f "$T"* $gr_marks' EXIT
+else
+  T=$(mktemp -d) || exit 97; T=$T/; R=$T; trap 'rm -rf "$T"' EXIT
+fi
+"#;
 
 /// How one op ended on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,20 +65,25 @@ pub struct ShellSession {
     handle: Mutex<Option<Handle>>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     marker: String,
-    /// The shell's temporary folder on the host, where the claims of batches first written
-    /// to it live.
+    /// The prefix of the shell's temporary files on the host (see [`TEMP_FILES`]), which
+    /// names the claims of batches first written to it.
     temp: String,
+    /// The prefix of the run's marks of edited files on the host (`R` in [`TEMP_FILES`]).
+    marks: String,
     claims: AtomicU64,
 }
 
 impl ShellSession {
     /// Takes over `process` (which must run a POSIX shell reading stdin), sends the prelude
     /// and waits until the shell answers. `first_line` is written before anything else (a sudo
-    /// password read by `sudo -S`, never put on a command line).
+    /// password read by `sudo -S`, never put on a command line). `run` names the run, the
+    /// same for all its shells on the host: a file edited twice in one run keeps the backup
+    /// of its version before the run (see `script.rs`).
     pub async fn open(
         process: Process,
         ready_within: Duration,
         first_line: Option<&str>,
+        run: &str,
     ) -> Result<Self, String> {
         let Process {
             stdin,
@@ -81,7 +101,7 @@ impl ShellSession {
             bootstrap.push('\n');
         }
         bootstrap.push_str(&format!(
-            "M={marker}\nT=$({TEMP_DIR}) || exit 97\ntrap 'rm -rf \"$T\"' EXIT\n{PRELUDE}\nprintf '%s READY %s\\n' \"$M\" \"$T\"\n"
+            "M={marker}\nGR_RUN={run}\n{TEMP_FILES}{PRELUDE}\nprintf '%s READY %s\\n' \"$M\" \"$T\"\n"
         ));
         let ready = async {
             stdin
@@ -101,6 +121,7 @@ impl ShellSession {
                     handle: Mutex::new(Some(handle)),
                     stderr_tail,
                     marker,
+                    marks: marks_prefix(&temp, run),
                     temp,
                     claims: AtomicU64::new(0),
                 };
@@ -147,7 +168,7 @@ impl ShellSession {
             .expect("claim lock")
             .get_or_insert_with(|| {
                 let number = self.claims.fetch_add(1, Ordering::Relaxed);
-                format!("{}/q{number}", self.temp)
+                format!("{}q{number}", self.temp)
             })
             .clone();
         let text = format!(
@@ -211,6 +232,12 @@ impl ShellSession {
             .collect()
     }
 
+    /// The prefix of the shell's temporary files on the host.
+    #[cfg(test)]
+    pub(super) fn temp_prefix(&self) -> &str {
+        &self.temp
+    }
+
     /// Whether the shell is gone.
     pub fn is_lost(&self) -> bool {
         self.lost.lock().expect("lost lock").is_some()
@@ -221,7 +248,7 @@ impl ShellSession {
         !self.is_lost() && self.load() == 0
     }
 
-    /// Ends the shell cleanly (its temp folder is removed by its exit trap).
+    /// Ends the shell cleanly (its temporary files are removed by its exit trap).
     pub async fn close(&self) {
         self.stdin.lock().await.take();
         let handle = self.handle.lock().expect("handle lock").take();
@@ -232,7 +259,14 @@ impl ShellSession {
 
     fn stop(&self) {
         if let Some(handle) = self.handle.lock().expect("handle lock").take() {
+            let local = matches!(handle, Handle::Local(_));
             handle.kill();
+            // A killed shell runs no exit trap; a remote one is only cut off from its input
+            // and still does, a local one is gone at once: graphrun removes its files.
+            if local {
+                remove_temp_files(&self.temp);
+                remove_temp_files(&self.marks);
+            }
         }
     }
 
@@ -259,6 +293,39 @@ impl ShellSession {
             tokio::time::sleep(Duration::from_millis(50)).await;
             fail_all(&queue, &lost, &tail, reason);
         });
+    }
+}
+
+impl Drop for ShellSession {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `R` as [`TEMP_FILES`] sets it, given `T`.
+fn marks_prefix(temp: &str, run: &str) -> String {
+    match temp.rsplit_once('/') {
+        Some((folder, name)) if !name.is_empty() => format!("{folder}/{run}."),
+        _ => temp.to_string(),
+    }
+}
+
+/// Removes the files of a shell on this machine that start with `prefix` (its temporary
+/// files, or the run's marks; see [`TEMP_FILES`]).
+fn remove_temp_files(prefix: &str) {
+    use std::os::unix::ffi::OsStrExt;
+    if prefix.ends_with('/') {
+        let _ = std::fs::remove_dir_all(prefix);
+        return;
+    }
+    let path = std::path::Path::new(prefix);
+    let (Some(folder), Some(stem)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+        if entry.file_name().as_bytes().starts_with(stem.as_bytes()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -376,7 +443,7 @@ fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
         .map(|i| i + from)
 }
 
-/// Reads until the prelude's READY line; returns the shell's temporary folder (named on that
+/// Reads until the prelude's READY line; returns the prefix of the shell's temporary files (named on that
 /// line) and what followed the line.
 async fn read_until_ready(stdout: &mut Output, marker: &str) -> Result<(String, Vec<u8>), String> {
     let ready = format!("{marker} READY ").into_bytes();

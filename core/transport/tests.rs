@@ -1,13 +1,19 @@
 //! Every op through a real local shell: guards, changes, idempotence, check mode, framing.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use graphrun_plugin_api::{Attrs, Op, Run};
 
 use super::shell::{Frame, ShellSession};
 
-/// A local `sh` session.
+/// A local `sh` session, in a run of its own.
 pub(super) async fn shell() -> ShellSession {
+    shell_in_run(&super::shell::random_hex()).await
+}
+
+/// A local `sh` session of the run `run`.
+async fn shell_in_run(run: &str) -> ShellSession {
     ShellSession::open(
         super::process::Process::local(
             tokio::process::Command::new("sh"),
@@ -16,6 +22,7 @@ pub(super) async fn shell() -> ShellSession {
         .unwrap(),
         std::time::Duration::from_secs(5),
         None,
+        run,
     )
     .await
     .unwrap()
@@ -65,7 +72,6 @@ async fn file_content_is_written_once_and_kept() {
         ["u"]
     );
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "a = 1\n");
-    use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
         0o640
@@ -87,7 +93,6 @@ async fn replacing_a_file_keeps_its_mode_when_none_is_given() {
     let dir = tempfile::tempdir().unwrap();
     let target = path(dir.path(), "secret");
     std::fs::write(&target, "old").unwrap();
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
     let session = shell().await;
     assert_eq!(
@@ -125,6 +130,17 @@ async fn lines_are_added_once_and_removed() {
         std::fs::read_to_string(&target).unwrap(),
         "10.0.0.1 master\n"
     );
+    // Only a whole line, compared literally, counts as present.
+    std::fs::write(
+        &target,
+        "10.0.0.1 masters\n10.0.0.1.master\n#10.0.0.1 master\n",
+    )
+    .unwrap();
+    let add = Op::line(&target, "10.0.0.1 master");
+    assert_eq!(outcomes(&run(&session, &[add], false).await), [""]);
+    assert!(std::fs::read_to_string(&target)
+        .unwrap()
+        .ends_with("#10.0.0.1 master\n10.0.0.1 master\n"));
 }
 
 #[tokio::test]
@@ -150,6 +166,27 @@ async fn replace_rewrites_matching_lines_only_when_needed() {
         std::fs::read_to_string(&target).unwrap(),
         "UUID=1 / ext4 defaults 0 1\n# /swap.img none swap sw 0 0\n"
     );
+    // A regex that still matches its own result: the file is left as it is, not rewritten.
+    let config = path(dir.path(), "sshd_config");
+    std::fs::write(&config, "PermitRootLogin yes\n").unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let op = Op::replace(&config, "^PermitRootLogin .*", "PermitRootLogin no");
+    assert_eq!(
+        outcomes(&run(&session, std::slice::from_ref(&op), false).await),
+        [""]
+    );
+    let edited = std::fs::metadata(&config).unwrap();
+    assert_eq!(
+        edited.permissions().mode() & 0o777,
+        0o600,
+        "the mode is kept"
+    );
+    assert_eq!(outcomes(&run(&session, &[op], false).await), ["u"]);
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "PermitRootLogin no\n"
+    );
+    assert_eq!(std::fs::metadata(&config).unwrap().ino(), edited.ino());
 }
 
 #[tokio::test]
@@ -315,7 +352,6 @@ async fn staged_uploads_move_into_place_keep_a_backup_and_are_then_in_place() {
         std::fs::read_to_string(format!("{target}.graphrun.bak")).unwrap(),
         "old"
     );
-    use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&target).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
 }
@@ -380,6 +416,7 @@ async fn a_busy_shell_is_not_idle_and_killing_it_fails_every_waiting_batch() {
 async fn every_edit_of_an_existing_file_keeps_one_backup() {
     let dir = tempfile::tempdir().unwrap();
     let session = shell().await;
+    let next_run = shell().await;
     let edits = [
         Op::file("F", "new\n"),
         Op::line("F", "added"),
@@ -415,10 +452,10 @@ async fn every_edit_of_an_existing_file_keeps_one_backup() {
             "old\n",
             "{edit:?}"
         );
-        // One backup per file: the next edit's backup replaces it.
+        // One backup per file: the next run's edit replaces it.
         std::fs::write(&target, "old\nolder\n").unwrap();
         assert_eq!(
-            outcomes(&run(&session, std::slice::from_ref(&edit), false).await),
+            outcomes(&run(&next_run, std::slice::from_ref(&edit), false).await),
             [""]
         );
         assert_eq!(
@@ -427,6 +464,21 @@ async fn every_edit_of_an_existing_file_keeps_one_backup() {
             "{edit:?}"
         );
     }
+    // Within one run (its shells share it), the backup stays the file from before the run.
+    let hosts = path(dir.path(), "hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    run(&session, &[Op::line(&hosts, "10.0.0.1 a")], false).await;
+    run(&session, &[Op::line(&hosts, "10.0.0.2 b")], false).await;
+    run(&session, &[Op::replace(&hosts, "^10", "# 10")], false).await;
+    assert_eq!(
+        std::fs::read_to_string(format!("{hosts}.graphrun.bak")).unwrap(),
+        "127.0.0.1 localhost\n"
+    );
+    // A file the run created had no earlier version: later edits of the run keep none.
+    let made = path(dir.path(), "made");
+    run(&session, &[Op::line(&made, "one")], false).await;
+    run(&session, &[Op::line(&made, "two")], false).await;
+    assert!(!Path::new(&format!("{made}.graphrun.bak")).exists());
     let created = path(dir.path(), "created");
     run(&session, &[Op::file(&created, "x")], false).await;
     assert!(
@@ -461,4 +513,55 @@ async fn a_batch_written_to_two_shells_runs_in_one_and_the_other_skips_it() {
     run(&second, &[Op::check(Run::Shell("true".into()))], false).await;
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "ran\n");
     assert!(first.is_idle() && second.is_idle());
+}
+
+#[tokio::test]
+async fn a_shell_leaves_no_temporary_files_whether_closed_or_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let leftovers = |prefix: &str| {
+        let prefix = Path::new(prefix);
+        let stem = prefix.file_name().unwrap().to_string_lossy().into_owned();
+        std::fs::read_dir(prefix.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with(&stem))
+            .count()
+    };
+    for close in [true, false] {
+        let run_name = super::shell::random_hex();
+        let session = shell_in_run(&run_name).await;
+        let prefix = session.temp_prefix().to_string();
+        let marks = Path::new(&prefix).with_file_name(format!("{run_name}."));
+        let marks = marks.to_str().unwrap();
+        let op = Op::file(&path(dir.path(), &format!("f-{close}")), "content\n");
+        run(&session, &[op], false).await;
+        assert!(leftovers(&prefix) > 0, "{prefix}: the op's files are there");
+        assert_eq!(leftovers(marks), 1, "{marks}: the edited file's mark");
+        if close {
+            session.close().await;
+        } else {
+            drop(session);
+        }
+        assert_eq!(leftovers(&prefix), 0, "{prefix} (closed: {close})");
+        assert_eq!(leftovers(marks), 0, "{marks} (closed: {close})");
+    }
+}
+
+#[tokio::test]
+async fn the_shells_of_one_run_keep_one_backup_of_a_file_from_before_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_name = super::shell::random_hex();
+    let (first, second) = (shell_in_run(&run_name).await, shell_in_run(&run_name).await);
+    let hosts = path(dir.path(), "hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n").unwrap();
+    run(&first, &[Op::line(&hosts, "10.0.0.1 a")], false).await;
+    run(&second, &[Op::file(&hosts, "10.0.0.2 b\n")], false).await;
+    let backup = format!("{hosts}.graphrun.bak");
+    assert_eq!(
+        std::fs::read_to_string(&backup).unwrap(),
+        "127.0.0.1 localhost\n"
+    );
+    // The next run keeps the version it found.
+    run(&shell().await, &[Op::line(&hosts, "10.0.0.3 c")], false).await;
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), "10.0.0.2 b\n");
 }
