@@ -262,7 +262,8 @@ impl ShellSession {
             let local = matches!(handle, Handle::Local(_));
             handle.kill();
             // A killed shell runs no exit trap; a remote one is only cut off from its input
-            // and still does, a local one is gone at once: graphrun removes its files.
+            // and still does, a local one is gone at once: graphrun removes its files, and
+            // the run's marks with them (a later edit of a marked file makes one more backup).
             if local {
                 remove_temp_files(&self.temp);
                 remove_temp_files(&self.marks);
