@@ -324,13 +324,17 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
             }
             let sed = quote(&format!("s\u{1}{regex}\u{1}{with}\u{1}g"));
             // One sed both edits and tells whether the regex matched at all: a line it
-            // changed leaves a mark in the hold space; none at the last line quits with 3.
+            // changed leaves a mark in the hold space; none at the last line quits with 3
+            // (GNU's `Q`). A sed without it (busybox) fails, and grep answers instead.
             format!(
                 "p={p}\n\
                  [ -f \"$p\" ] || {{ echo \"$p does not exist\" >&2; return 1; }}\n\
                  sed -E -e {sed} -e 't hit' -e 'b last' -e :hit -e x -e 's/^/1/' -e x \
-                   -e :last -e '$ {{' -e x -e '/^$/ Q 3' -e x -e '}}' \"$p\" >\"${{T}}c\"\n\
-                 case $? in 0) ;; 3) gr_s=u; return 0 ;; *) return 1 ;; esac\n\
+                   -e :last -e '$ {{' -e x -e '/^$/ Q 3' -e x -e '}}' \"$p\" 2>/dev/null >\"${{T}}c\"\n\
+                 case $? in 0) ;; 3) gr_s=u; return 0 ;; *)\n\
+                   grep -Eq -e {r} \"$p\"; case $? in 0) ;; 1) gr_s=u; return 0 ;; *) return 1 ;; esac\n\
+                   sed -E {sed} \"$p\" >\"${{T}}c\" || return ;;\n\
+                 esac\n\
                  cmp -s \"${{T}}c\" \"$p\" && {{ gr_s=u; return 0; }}\n\
                  [ -z \"$gr_d\" ] || gr_diff \"$p\" \"${{T}}c\"\n\
                  gr_change || return\n\
@@ -338,6 +342,7 @@ fn compile_op(op: &Op, upload: Option<&Arrival>) -> Result<String, String> {
                  sed -E -i {sed} \"$p\" && return\n\
                  gr_rc=$?; gr_why_unwritten \"$p\"; return $gr_rc",
                 p = quote(path),
+                r = quote(regex),
             )
         }
         Op::Block { path, id, content } => {

@@ -14,12 +14,13 @@ pub(super) async fn shell() -> ShellSession {
 
 /// A local `sh` session of the run `run`.
 async fn shell_in_run(run: &str) -> ShellSession {
+    shell_of(tokio::process::Command::new("sh"), run).await
+}
+
+/// A session of the shell that `command` starts, in the run `run`.
+async fn shell_of(command: tokio::process::Command, run: &str) -> ShellSession {
     ShellSession::open(
-        super::process::Process::local(
-            tokio::process::Command::new("sh"),
-            super::process::Feed::Pipe,
-        )
-        .unwrap(),
+        super::process::Process::local(command, super::process::Feed::Pipe).unwrap(),
         std::time::Duration::from_secs(5),
         None,
         run,
@@ -187,6 +188,48 @@ async fn replace_rewrites_matching_lines_only_when_needed() {
         "PermitRootLogin no\n"
     );
     assert_eq!(std::fs::metadata(&config).unwrap().ino(), edited.ino());
+}
+
+#[tokio::test]
+async fn replace_works_with_a_sed_without_gnu_extensions() {
+    // A sed that refuses GNU's `Q`, as busybox's does.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(
+        bin.join("sed"),
+        "#!/bin/sh\nfor a; do case $a in *' Q '*) echo 'sed: unsupported command Q' >&2; exit 1 ;; esac; done\nexec /bin/sed \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("sed"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = tokio::process::Command::new("sh");
+    command.env(
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    );
+    let session = shell_of(command, &super::shell::random_hex()).await;
+    let target = path(dir.path(), "fstab");
+    std::fs::write(
+        &target,
+        "UUID=1 / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n",
+    )
+    .unwrap();
+    let op = Op::replace(&target, "^([^#].*[[:space:]]swap[[:space:]].*)$", "# \\1");
+    let bad = Op::replace(&target, "^(unclosed", "x");
+    assert_eq!(
+        outcomes(&run(&session, &[op.clone(), op], false).await),
+        ["", "u"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&target).unwrap(),
+        "UUID=1 / ext4 defaults 0 1\n# /swap.img none swap sw 0 0\n"
+    );
+    let failed = run(&session, &[bad], false).await;
+    assert_eq!(
+        outcomes(&failed),
+        ["!"],
+        "an invalid regex fails, never 'unchanged'"
+    );
 }
 
 #[tokio::test]
