@@ -147,47 +147,7 @@ async fn lines_are_added_once_and_removed() {
 #[tokio::test]
 async fn replace_rewrites_matching_lines_only_when_needed() {
     let dir = tempfile::tempdir().unwrap();
-    let target = path(dir.path(), "fstab");
-    std::fs::write(
-        &target,
-        "UUID=1 / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n",
-    )
-    .unwrap();
-    let session = shell().await;
-    let op = Op::replace(&target, "^([^#].*[[:space:]]swap[[:space:]].*)$", "# \\1");
-    assert_eq!(
-        outcomes(&run(&session, std::slice::from_ref(&op), true).await),
-        ["w"]
-    );
-    assert_eq!(
-        outcomes(&run(&session, &[op.clone(), op], false).await),
-        ["", "u"]
-    );
-    assert_eq!(
-        std::fs::read_to_string(&target).unwrap(),
-        "UUID=1 / ext4 defaults 0 1\n# /swap.img none swap sw 0 0\n"
-    );
-    // A regex that still matches its own result: the file is left as it is, not rewritten.
-    let config = path(dir.path(), "sshd_config");
-    std::fs::write(&config, "PermitRootLogin yes\n").unwrap();
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let op = Op::replace(&config, "^PermitRootLogin .*", "PermitRootLogin no");
-    assert_eq!(
-        outcomes(&run(&session, std::slice::from_ref(&op), false).await),
-        [""]
-    );
-    let edited = std::fs::metadata(&config).unwrap();
-    assert_eq!(
-        edited.permissions().mode() & 0o777,
-        0o600,
-        "the mode is kept"
-    );
-    assert_eq!(outcomes(&run(&session, &[op], false).await), ["u"]);
-    assert_eq!(
-        std::fs::read_to_string(&config).unwrap(),
-        "PermitRootLogin no\n"
-    );
-    assert_eq!(std::fs::metadata(&config).unwrap().ino(), edited.ino());
+    replaces_only_when_needed(&shell().await, dir.path()).await;
 }
 
 #[tokio::test]
@@ -208,25 +168,55 @@ async fn replace_works_with_a_sed_without_gnu_extensions() {
         format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
     );
     let session = shell_of(command, &super::shell::random_hex()).await;
-    let target = path(dir.path(), "fstab");
+    replaces_only_when_needed(&session, dir.path()).await;
+}
+
+/// `replace` through `session`, on files in `dir`: it changes what matches once, leaves a file
+/// whose regex still matches its own result alone, and fails on an invalid regex.
+async fn replaces_only_when_needed(session: &ShellSession, dir: &Path) {
+    let target = path(dir, "fstab");
     std::fs::write(
         &target,
         "UUID=1 / ext4 defaults 0 1\n/swap.img none swap sw 0 0\n",
     )
     .unwrap();
     let op = Op::replace(&target, "^([^#].*[[:space:]]swap[[:space:]].*)$", "# \\1");
-    let bad = Op::replace(&target, "^(unclosed", "x");
     assert_eq!(
-        outcomes(&run(&session, &[op.clone(), op], false).await),
+        outcomes(&run(session, std::slice::from_ref(&op), true).await),
+        ["w"]
+    );
+    assert_eq!(
+        outcomes(&run(session, &[op.clone(), op], false).await),
         ["", "u"]
     );
     assert_eq!(
         std::fs::read_to_string(&target).unwrap(),
         "UUID=1 / ext4 defaults 0 1\n# /swap.img none swap sw 0 0\n"
     );
-    let failed = run(&session, &[bad], false).await;
+    // A regex that still matches its own result: the file is left as it is, not rewritten.
+    let config = path(dir, "sshd_config");
+    std::fs::write(&config, "PermitRootLogin yes\n").unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let op = Op::replace(&config, "^PermitRootLogin .*", "PermitRootLogin no");
     assert_eq!(
-        outcomes(&failed),
+        outcomes(&run(session, std::slice::from_ref(&op), false).await),
+        [""]
+    );
+    let edited = std::fs::metadata(&config).unwrap();
+    assert_eq!(
+        edited.permissions().mode() & 0o777,
+        0o600,
+        "the mode is kept"
+    );
+    assert_eq!(outcomes(&run(session, &[op], false).await), ["u"]);
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "PermitRootLogin no\n"
+    );
+    assert_eq!(std::fs::metadata(&config).unwrap().ino(), edited.ino());
+    let bad = Op::replace(&target, "^(unclosed", "x");
+    assert_eq!(
+        outcomes(&run(session, &[bad], false).await),
         ["!"],
         "an invalid regex fails, never 'unchanged'"
     );
