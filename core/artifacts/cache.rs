@@ -81,14 +81,14 @@ impl Cache {
                     .path();
                 let meta = std::fs::symlink_metadata(&path)
                     .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+                if !meta.is_file() {
+                    continue;
+                }
                 let idle = meta
                     .modified()
                     .ok()
                     .and_then(|at| SystemTime::now().duration_since(at).ok())
                     .unwrap_or_default();
-                if !meta.is_file() {
-                    continue;
-                }
                 if idle < unused_for {
                     prune.kept += meta.len();
                     continue;
@@ -218,14 +218,18 @@ mod tests {
         let mut temp = cache.temp().unwrap();
         temp.write_all(bytes).unwrap();
         let path = cache.keep(temp, sha256).unwrap();
-        let at = SystemTime::now() - Duration::from_secs(days * 86_400);
+        last_touched(&path, days);
+        path
+    }
+
+    /// Sets `path`'s modification time `days` ago.
+    fn last_touched(path: &Path, days: u64) {
         std::fs::File::options()
             .write(true)
-            .open(&path)
+            .open(path)
             .unwrap()
-            .set_modified(at)
+            .set_modified(SystemTime::now() - Duration::from_secs(days * 86_400))
             .unwrap();
-        path
     }
 
     #[test]
@@ -238,12 +242,7 @@ mod tests {
         let reused_path = cached(&cache, &reused, b"reused!", 40);
         assert_eq!(cache.used(&reused), Some(7), "a run uses it today");
         let leftover = cache.temp().unwrap().into_temp_path().keep().unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&leftover)
-            .unwrap()
-            .set_modified(SystemTime::now() - Duration::from_secs(40 * 86_400))
-            .unwrap();
+        last_touched(&leftover, 40);
         cache
             .remember_sum("https://x.test/SUMS", "f", &old)
             .unwrap();
